@@ -1,0 +1,86 @@
+"""The build stage: raw MAL catalog -> catalog parquet with one description per anime."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .data import load_catalog
+from .descriptions import (
+    TRUNCATION_LIMITS,
+    build_descriptions,
+    length_summary,
+    save_length_histogram,
+    token_lengths,
+    truncation_table,
+)
+from .io import write_parquet
+from .models import load_tokenizer
+
+# What later stages read; the rest of the Kaggle columns are kept too when present.
+FRONT_COLUMNS = ["MAL_ID", "Name", "English name", "Type", "Genres", "Premiered", "description"]
+
+
+@dataclass
+class BuildResult:
+    catalog: pd.DataFrame
+    source: str
+    out: Path | None
+    rows_read: int
+    duplicates_dropped: int
+    dropped: dict[str, int]
+
+
+def build_catalog(data: str | Path, out: str | Path | None = None, skip_unknown: bool = False) -> BuildResult:
+    """Load, describe and (if ``out``) write the catalog atomically."""
+    loaded = load_catalog(data)
+    catalog, dropped = build_descriptions(loaded.frame, skip_unknown=skip_unknown)
+    rest = [c for c in catalog.columns if c not in FRONT_COLUMNS]
+    catalog = catalog[FRONT_COLUMNS + rest]
+    # Mixed object columns (numbers read as text, 'Unknown') are stored as strings; ids stay ints.
+    for c in rest:
+        if catalog[c].dtype == object:
+            catalog[c] = catalog[c].astype("string")
+    catalog["MAL_ID"] = catalog["MAL_ID"].astype(np.int64)
+    if out is not None:
+        write_parquet(catalog, out)
+    return BuildResult(catalog, loaded.source, Path(out) if out else None, loaded.rows_read, loaded.duplicates_dropped, dropped)
+
+
+def format_build_summary(r: BuildResult) -> str:
+    lens = r.catalog["description"].str.len().to_numpy()
+    s = length_summary(lens)
+    lines = [f"read     {r.rows_read:>7,} rows from {r.source}"]
+    if r.duplicates_dropped:
+        lines.append(f"dropped  {r.duplicates_dropped:>7,} duplicate MAL_ID rows")
+    for why, n in r.dropped.items():
+        lines.append(f"dropped  {n:>7,} ({why})")
+    lines.append(f"kept     {len(r.catalog):>7,} anime" + (f" -> {r.out}" if r.out else ""))
+    lines.append(
+        f"description length (characters): min {s['min']}, p50 {s['p50']}, p90 {s['p90']}, "
+        f"p99 {s['p99']}, max {s['max']}, mean {s['mean']:.0f}"
+    )
+    return "\n".join(lines)
+
+
+def token_stats(descriptions: list[str], tokenizer_name: str, histogram: str | Path | None = None) -> dict:
+    tok = load_tokenizer(tokenizer_name)
+    lengths = token_lengths(descriptions, tok)
+    stats = {"lengths": lengths, "summary": length_summary(lengths), "truncated": truncation_table(lengths)}
+    if histogram:
+        save_length_histogram(lengths, histogram, f"Description token lengths ({Path(tokenizer_name).name})")
+    return stats
+
+
+def format_token_stats(stats: dict, name: str) -> str:
+    s = stats["summary"]
+    lines = [
+        f"tokens ({name}): p50 {s['p50']}, p90 {s['p90']}, p99 {s['p99']}, max {s['max']}",
+        "max_seq_length  truncated",
+    ]
+    for k in TRUNCATION_LIMITS:
+        lines.append(f"{k:>14}  {stats['truncated'][k]:>8.1%}")
+    return "\n".join(lines)

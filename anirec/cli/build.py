@@ -1,0 +1,41 @@
+"""`anirec build` and `anirec demo`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import app
+from .. import build as build_stage, demo as demo_stage
+
+
+@app.command()
+def build(
+    data: str = typer.Option(..., "--data", help="Kaggle folder (anime.csv + anime_with_synopsis.csv), a merged CSV/parquet with a 'synopsis' column, or a Hugging Face dataset (hf:OWNER/NAME)."),
+    out: Path = typer.Option(Path("catalog.parquet"), "--out", help="Catalog parquet to write (atomically)."),
+    skip_unknown: bool = typer.Option(False, "--skip-unknown", help="Leave out a sentence whose field is Unknown/missing instead of writing 'It premiered in Unknown.'"),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Model name or path: also print token-length percentiles and the share that 128/256/384/512 tokens would truncate."),
+    histogram: Optional[Path] = typer.Option(None, "--histogram", help="With --tokenizer: save a token-length histogram PNG here."),
+) -> None:
+    """Build the catalog: one reference-template description per anime with a synopsis."""
+    if histogram and not tokenizer:
+        raise typer.BadParameter("--histogram needs --tokenizer MODEL", param_hint="--histogram")
+    result = build_stage.build_catalog(data, out, skip_unknown=skip_unknown)
+    typer.echo(build_stage.format_build_summary(result))
+    if tokenizer:
+        stats = build_stage.token_stats(result.catalog["description"].tolist(), tokenizer, histogram)
+        typer.echo(build_stage.format_token_stats(stats, tokenizer))
+        if histogram:
+            typer.echo(f"histogram: {histogram}")
+
+
+@app.command()
+def demo(
+    model: str = typer.Option("all-MiniLM-L6-v2", "--model", help="Embedder name or path."),
+    k: int = typer.Option(5, "-k", help="Recommendations per title."),
+    out_dir: Path = typer.Option(Path("out/demo"), "--out-dir", help="Where the demo catalog is written."),
+) -> None:
+    """Build the shipped demo catalog (data/demo), embed it and print recommendations for a few titles."""
+    demo_stage.run_demo(model=model, k=k, out_dir=out_dir, echo=typer.echo)

@@ -1,0 +1,140 @@
+"""One descriptive text per anime, exactly as the reference method (METHOD.md section 1).
+
+    {Name} is a {Type, "TV" -> "TV Show"}.
+    Synopsis: {synopsis}
+    It was produced by {Producers} and it is from {Studios} Studio.
+    Its source is {Source}.
+    It premiered in {Premiered}.
+    Its genres are {Genres}
+
+Cleaning: non-printable characters are dropped, then every run of whitespace becomes one
+space (so the six template lines join into one line; the tokenizer sees the same words).
+"Non-printable" is Python's Unicode notion (``str.isprintable``), so titles such as
+"Madoka★Magica" keep their letters.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+UNKNOWN = "Unknown"
+# Kaggle's stand-in texts for "no synopsis": such rows are dropped like empty ones.
+SYNOPSIS_PLACEHOLDERS = ("no synopsis has been added", "no synopsis information has been added")
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def clean_text(text: str) -> str:
+    """Drop non-printable characters (whitespace kept) and collapse whitespace runs to one space."""
+    text = "".join(ch for ch in text if ch.isprintable() or ch.isspace())
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def _known(value) -> bool:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return False
+    s = str(value).strip()
+    return bool(s) and s != UNKNOWN and s.lower() != "nan"
+
+
+def describe(row, skip_unknown: bool = False) -> str:
+    """The description of one catalog row (a mapping with the Kaggle column names + ``synopsis``).
+
+    With ``skip_unknown`` a sentence whose field is "Unknown"/missing is left out instead of
+    being written as e.g. "It premiered in Unknown."; the reference writes every sentence.
+    """
+    name, kind = row["Name"], row["Type"]
+    kind = "TV Show" if kind == "TV" else kind
+    if not skip_unknown:
+        text = (
+            f"{name} is a {kind}.\n"
+            f"Synopsis: {row['synopsis']}\n"
+            f"It was produced by {row['Producers']} and it is from {row['Studios']} Studio.\n"
+            f"Its source is {row['Source']}.\n"
+            f"It premiered in {row['Premiered']}.\n"
+            f"Its genres are {row['Genres']}\n"
+        )
+        return clean_text(text)
+    parts = [f"{name} is a {kind}." if _known(row["Type"]) else f"{name}."]
+    parts.append(f"Synopsis: {row['synopsis']}")
+    producers, studios = _known(row["Producers"]), _known(row["Studios"])
+    if producers and studios:
+        parts.append(f"It was produced by {row['Producers']} and it is from {row['Studios']} Studio.")
+    elif producers:
+        parts.append(f"It was produced by {row['Producers']}.")
+    elif studios:
+        parts.append(f"It is from {row['Studios']} Studio.")
+    if _known(row["Source"]):
+        parts.append(f"Its source is {row['Source']}.")
+    if _known(row["Premiered"]):
+        parts.append(f"It premiered in {row['Premiered']}.")
+    if _known(row["Genres"]):
+        parts.append(f"Its genres are {row['Genres']}")
+    return clean_text("\n".join(parts))
+
+
+def build_descriptions(frame: pd.DataFrame, skip_unknown: bool = False) -> tuple[pd.DataFrame, dict]:
+    """Add a ``description`` column; rows without a synopsis are dropped and counted."""
+    s = frame["synopsis"].fillna("").astype(str).str.strip()
+    empty = s == ""
+    placeholder = ~empty & s.str.lower().str.startswith(SYNOPSIS_PLACEHOLDERS)
+    kept = frame[~(empty | placeholder)].copy()
+    # A comprehension over dict rows: the template is per-row string work, ~10x faster than df.apply.
+    kept["description"] = [describe(r, skip_unknown) for r in kept.to_dict("records")]
+    dropped = {"no synopsis": int(empty.sum()), "placeholder synopsis": int(placeholder.sum())}
+    return kept.reset_index(drop=True), dropped
+
+
+def length_summary(lengths: np.ndarray) -> dict:
+    q = np.percentile(lengths, [50, 90, 99]) if len(lengths) else [0, 0, 0]
+    return {
+        "min": int(np.min(lengths)) if len(lengths) else 0,
+        "p50": int(q[0]),
+        "p90": int(q[1]),
+        "p99": int(q[2]),
+        "max": int(np.max(lengths)) if len(lengths) else 0,
+        "mean": float(np.mean(lengths)) if len(lengths) else 0.0,
+    }
+
+
+TRUNCATION_LIMITS = (128, 256, 384, 512)
+
+
+def token_lengths(descriptions: list[str], tokenizer, batch_size: int = 1000) -> np.ndarray:
+    """Token count of each description including special tokens, i.e. what max_seq_length cuts."""
+    out = []
+    for i in range(0, len(descriptions), batch_size):
+        enc = tokenizer(descriptions[i : i + batch_size], add_special_tokens=True, truncation=False)
+        out.extend(len(ids) for ids in enc["input_ids"])
+    return np.asarray(out, dtype=np.int64)
+
+
+def truncation_table(lengths: np.ndarray, limits=TRUNCATION_LIMITS) -> dict[int, float]:
+    """Share of descriptions longer than each max_seq_length (they would be cut)."""
+    return {int(k): float(np.mean(lengths > k)) if len(lengths) else 0.0 for k in limits}
+
+
+def save_length_histogram(lengths: np.ndarray, dest, title: str, limits=TRUNCATION_LIMITS) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .io import atomic_path
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.hist(lengths, bins=60, color="#4c72b0")
+    for k in limits:
+        ax.axvline(k, color="#c44e52", ls="--", lw=1)
+        ax.text(k, ax.get_ylim()[1] * 0.95, f" {k}: {np.mean(lengths > k):.0%} cut", color="#c44e52", fontsize=8, va="top")
+    ax.set_xlabel("tokens per description (incl. special tokens)")
+    ax.set_ylabel("anime")
+    ax.set_title(title)
+    fig.tight_layout()
+    with atomic_path(dest) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
