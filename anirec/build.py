@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import load_catalog
+from .data import load_catalog, load_ratings, ratings_coverage
 from .descriptions import (
     TRUNCATION_LIMITS,
     build_descriptions,
@@ -79,8 +79,25 @@ def format_token_stats(stats: dict, name: str) -> str:
     s = stats["summary"]
     lines = [
         f"tokens ({name}): p50 {s['p50']}, p90 {s['p90']}, p99 {s['p99']}, max {s['max']}",
-        "max_seq_length  truncated",
+        "max_seq_length  truncated  (anime)",
     ]
+    n = len(stats["lengths"])
     for k in TRUNCATION_LIMITS:
-        lines.append(f"{k:>14}  {stats['truncated'][k]:>8.1%}")
+        share = stats["truncated"][k]
+        lines.append(f"{k:>14}  {share:>8.1%}  ({round(share * n):,})")
     return "\n".join(lines)
+
+
+def ratings_report(ratings_source: str | Path, catalog: pd.DataFrame) -> dict:
+    """Validate a ratings source and count what falls outside the catalog (normal: reported, not fatal)."""
+    ratings = load_ratings(ratings_source)
+    return {"source": str(ratings_source), **ratings_coverage(ratings, catalog["MAL_ID"].to_numpy())}
+
+
+def format_coverage(c: dict) -> str:
+    share = c["ratings_not_in_catalog"] / max(c["ratings"], 1)
+    return (
+        f"ratings  {c['ratings']:>7,} from {c['users']:,} users ({c['source']})\n"
+        f"         {c['ratings_in_catalog']:>7,} on catalog anime; {c['ratings_not_in_catalog']:,} ({share:.0%}) on "
+        f"{c['anime_not_in_catalog']:,} anime not in the catalog (ignored by later stages)"
+    )

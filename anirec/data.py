@@ -130,7 +130,7 @@ def load_catalog(source: str | Path) -> CatalogLoad:
         where = f"hf:{source.removeprefix('hf:')}"
         if "synopsis" not in df.columns and "sypnopsis" in df.columns:
             df = df.rename(columns={"sypnopsis": "synopsis"})
-        df = df.astype({c: str for c in df.columns if c not in ("synopsis",)}, copy=False)
+        df = df.astype({c: str for c in df.columns if c not in ("synopsis",)})
     elif path.is_dir():
         anime_path, syn_path = path / ANIME_FILE, path / SYNOPSIS_FILE
         anime = _read_csv_text(anime_path)
@@ -267,7 +267,7 @@ def load_ratings(source: str | Path) -> pd.DataFrame:
         df = _ratings_csv(path)
     if len(df) == 0:
         raise AnirecError(f"{where}: no ratings in the file. Pass a file with data.")
-    df = df.astype(RATING_DTYPES, copy=False)
+    df = df.astype(RATING_DTYPES)
     _check_rating_range(df["rating"].to_numpy(), where)
     return df.reset_index(drop=True)
 

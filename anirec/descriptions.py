@@ -106,6 +106,8 @@ TRUNCATION_LIMITS = (128, 256, 384, 512)
 
 def token_lengths(descriptions: list[str], tokenizer, batch_size: int = 1000) -> np.ndarray:
     """Token count of each description including special tokens, i.e. what max_seq_length cuts."""
+    # Lengths beyond the model limit are the point here: silence the "longer than maximum" warning.
+    tokenizer.model_max_length = int(1e9)
     out = []
     for i in range(0, len(descriptions), batch_size):
         enc = tokenizer(descriptions[i : i + batch_size], add_special_tokens=True, truncation=False)

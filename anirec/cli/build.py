@@ -18,12 +18,15 @@ def build(
     skip_unknown: bool = typer.Option(False, "--skip-unknown", help="Leave out a sentence whose field is Unknown/missing instead of writing 'It premiered in Unknown.'"),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Model name or path: also print token-length percentiles and the share that 128/256/384/512 tokens would truncate."),
     histogram: Optional[Path] = typer.Option(None, "--histogram", help="With --tokenizer: save a token-length histogram PNG here."),
+    ratings: Optional[str] = typer.Option(None, "--ratings", help="Also validate a ratings file (CSV/parquet/folder/HF id) and report how many ratings fall outside the catalog."),
 ) -> None:
     """Build the catalog: one reference-template description per anime with a synopsis."""
     if histogram and not tokenizer:
         raise typer.BadParameter("--histogram needs --tokenizer MODEL", param_hint="--histogram")
     result = build_stage.build_catalog(data, out, skip_unknown=skip_unknown)
     typer.echo(build_stage.format_build_summary(result))
+    if ratings:
+        typer.echo(build_stage.format_coverage(build_stage.ratings_report(ratings, result.catalog)))
     if tokenizer:
         stats = build_stage.token_stats(result.catalog["description"].tolist(), tokenizer, histogram)
         typer.echo(build_stage.format_token_stats(stats, tokenizer))
