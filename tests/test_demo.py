@@ -1,0 +1,28 @@
+"""The shipped demo catalog and `anirec demo`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from anirec.data import load_catalog, load_ratings
+
+from helpers import run_cli
+
+DEMO = Path(__file__).resolve().parent.parent / "data" / "demo"
+
+
+def test_demo_files_are_kaggle_layout():
+    cat = load_catalog(DEMO)
+    assert 30 <= cat.rows_read <= 60 and cat.frame["MAL_ID"].is_unique
+    r = load_ratings(DEMO)
+    assert set(r["anime_id"]) <= set(cat.frame["MAL_ID"])
+    assert "DEMO data" in (DEMO / "README.md").read_text()
+
+
+def test_demo_command_prints_recommendations(minilm_path, monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("ANIREC_MODELS", str(minilm_path.parent))
+    code, out, err = run_cli(capsys, "demo", "-k", "3", "--out-dir", tmp_path)
+    assert code == 0, err
+    assert "kept          44 anime" in out
+    assert out.count("Because you liked") >= 2
+    assert (tmp_path / "catalog.parquet").exists()
