@@ -35,3 +35,7 @@ def main(argv: list[str] | None = None) -> None:
 
 # Register the subcommands (each module adds its commands to ``app``).
 from . import build  # noqa: E402,F401
+from . import export, recommend  # noqa: E402,F401
+from . import pairs  # noqa: E402,F401
+from . import finetune  # noqa: E402,F401
+from . import evaluate  # noqa: E402,F401

@@ -1,0 +1,113 @@
+"""`anirec pairs`: labelled anime pairs from co-ratings (and the train/test split they came from)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+
+from . import app
+from .. import labels
+from ..data import load_catalog, load_ratings, read_catalog, ratings_coverage
+from ..errors import AnirecError, warn
+from ..io import atomic_path
+
+
+def _catalog_ids(path: str) -> np.ndarray:
+    """MAL_IDs of a catalog parquet from `anirec build` (or of a raw catalog folder/file)."""
+    p = Path(path).expanduser()
+    frame = read_catalog(p) if p.suffix == ".parquet" else load_catalog(path).frame
+    return frame["MAL_ID"].to_numpy(np.int64)
+
+
+def _write_pairs(pairs, dest: Path, meta: dict) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(pairs[labels.PAIR_COLUMNS], preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), labels.META_KEY: json.dumps(meta).encode()})
+    with atomic_path(dest) as tmp:
+        pq.write_table(table, tmp)
+
+
+@app.command()
+def pairs(
+    ratings: str = typer.Option(..., "--ratings", help="Ratings: rating_complete.csv, a parquet file, a folder holding it, or hf:OWNER/NAME."),
+    catalog: str = typer.Option(..., "--catalog", help="Catalog parquet from `anirec build` (only pairs of catalog anime are usable)."),
+    out: Path = typer.Option(Path("pairs.parquet"), "--out", help="Pairs parquet to write (atomically)."),
+    label: str = typer.Option("agreement", "--label", help="agreement (the reference: share of both-promote vs disagree) or jaccard (promoter-set overlap)."),
+    min_support: int = typer.Option(50, "--min-support", min=0, help="Minimum non-passive train rows on the two anime together (reference: 50)."),
+    min_co_raters: int = typer.Option(0, "--min-co-raters", min=0, help="Minimum users who rated both anime (reference: no minimum)."),
+    positive: Optional[float] = typer.Option(None, "--positive", help="Positive if label >= this (agreement default 0.7; jaccard: a J value)."),
+    negative: Optional[float] = typer.Option(None, "--negative", help="Negative if label < this (agreement default -0.7; jaccard: a J value)."),
+    per_anime_quantile: Optional[float] = typer.Option(None, "--per-anime-quantile", help="jaccard: positive/negative = in the top/bottom (1-q) of both anime's pairs (default 0.9 without thresholds)."),
+    quantile: Optional[float] = typer.Option(None, "--quantile", help="Keep anime with at least this quantile of per-anime non-passive rating counts (default 0.9; 0 keeps all)."),
+    min_count: Optional[int] = typer.Option(None, "--min-count", min=0, help="Also require at least this many non-passive ratings per anime."),
+    promoter_min: Optional[int] = typer.Option(None, "--promoter-min", help="Lowest promoter rating (default 9)."),
+    passive_min: Optional[int] = typer.Option(None, "--passive-min", help="Lowest passive rating (default 7); below it is a detractor."),
+    test_size: Optional[float] = typer.Option(None, "--test-size", help="Share of rows held out as test (default 0.1)."),
+    sample: Optional[int] = typer.Option(None, "--sample", help="Label only N random catalog pairs, drawn as the reference drew its 10,000."),
+    max_pairs: Optional[int] = typer.Option(None, "--max-pairs", help="Keep at most N pairs, half positive and half negative (random)."),
+    seed: int = typer.Option(42, "--seed", help="Seed of the row split, the pair sample, --max-pairs and the validation split."),
+    validation_size: float = typer.Option(0.2, "--validation-size", help="Share of pairs (per sign) for validation (reference 0.2)."),
+    split_out: Optional[Path] = typer.Option(None, "--split-out", help="Where to save the train/test split (default: next to --out, NAME.split.parquet)."),
+    split: Optional[Path] = typer.Option(None, "--split", help="Reuse a saved split instead of making one (must come from the same ratings)."),
+) -> None:
+    """Label anime pairs by how their co-raters agree (METHOD.md sections 2-3), all pairs at once."""
+    config = labels.PairsConfig(
+        label=label, min_support=min_support, min_co_raters=min_co_raters, positive=positive, negative=negative,
+        per_anime_quantile=per_anime_quantile, sample=sample, max_pairs=max_pairs,
+        validation_size=validation_size, seed=seed,
+    ).resolved()  # argument errors before any heavy loading
+    split_args = {"promoter_min": promoter_min, "passive_min": passive_min, "quantile": quantile,
+                  "min_count": min_count, "test_size": test_size}
+    if split and split_out:
+        raise typer.BadParameter("--split reuses a saved split; --split-out would write a new one. Give one of them.", param_hint="--split-out")
+
+    catalog_ids = _catalog_ids(catalog)
+    table = load_ratings(ratings)
+    coverage = ratings_coverage(table, catalog_ids)
+    if coverage["ratings_in_catalog"] == 0:
+        raise AnirecError(
+            f"{ratings}: none of its {coverage['ratings']:,} ratings is on an anime of {catalog}. "
+            "Pass the catalog built from the same MAL data."
+        )
+
+    if split:
+        info = labels.reuse_split(split, table)
+        used = info.meta.get("params", {})
+        ignored = [f"--{k.replace('_', '-')}" for k, v in split_args.items() if v is not None and used.get(k) != v]
+        if ignored:
+            warn(f"{', '.join(ignored)} ignored: the split in {split} was made with {json.dumps(used)}.")
+    else:
+        defaults = {"promoter_min": 9, "passive_min": 7, "quantile": 0.9, "min_count": None, "test_size": 0.1}
+        args = {k: (defaults[k] if v is None else v) for k, v in split_args.items()}
+        info = labels.make_split(table, seed=seed, **args)
+
+    counts = labels.pair_counts(labels.train_rows(info), progress=True)
+    result = labels.label_pairs(counts, catalog_ids, config)
+    typer.echo(labels.format_summary(info, result))
+    if len(result.pairs) == 0:
+        f = result.funnel
+        raise AnirecError(
+            f"no pair is positive or negative: {f['candidate_pairs']:,} candidate pairs, "
+            f"{f[f'support>={config.min_support}']:,} with support >= {config.min_support}, {f['labelled']:,} labelled, "
+            f"0 beyond the thresholds. Lower --min-support/--min-co-raters or widen --positive/--negative."
+        )
+
+    split_path = None
+    if not info.reused:
+        split_path = split_out or out.with_name(f"{out.stem}.split.parquet")
+        labels.save_split(info.frame, split_path, info.meta)
+    meta = {
+        "config": {k: v for k, v in vars(config).items()},
+        "split": str(split or split_path), "ratings_hash": info.meta.get("ratings_hash"),
+        "funnel": result.funnel,
+    }
+    _write_pairs(result.pairs, out, meta)
+    if split_path:
+        typer.echo(f"split    -> {split_path}")
+    typer.echo(f"pairs    {len(result.pairs):>12,} ({result.funnel['train']:,} train / {result.funnel['validation']:,} validation) -> {out}")
