@@ -1,0 +1,47 @@
+"""`anirec finetune`: fine-tune a sentence embedder on the pair labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import app
+from .. import training
+
+
+@app.command()
+def finetune(
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML file with any of the options below (flat keys: base, catalog, pairs, out, max_seq_length, ...); flags override it. See finetune/*.toml."),
+    base: Optional[str] = typer.Option(None, "--base", help="Base model name or path (e.g. all-MiniLM-L6-v2, all-mpnet-base-v2)."),
+    catalog: Optional[str] = typer.Option(None, "--catalog", help="Catalog parquet from `anirec build`."),
+    pairs: Optional[str] = typer.Option(None, "--pairs", help="Pairs parquet from `anirec pairs` (its split column gives train/validation)."),
+    out: Optional[str] = typer.Option(None, "--out", help="Output folder (a sentence-transformers model + scores.json). Checkpoints live in OUT.partial while training."),
+    max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", help="Tokens per description (128/256/384/512); default: the base model's setting."),
+    epochs: Optional[float] = typer.Option(None, "--epochs", help="Epochs [1]."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Pairs per batch per device [16]."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate [2e-5]."),
+    warmup_ratio: Optional[float] = typer.Option(None, "--warmup-ratio", help="Share of steps for linear warm-up [0.1]."),
+    loss: Optional[str] = typer.Option(None, "--loss", help="cosine (reference CosineSimilarityLoss) | cosent | angle | mnrl (positive pairs, in-batch negatives) [cosine]."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for shuffling, sampling and init [42]."),
+    eval_steps: Optional[float] = typer.Option(None, "--eval-steps", help="Also score the validation pairs every N steps (below 1: a share of the run). Default: before and after only."),
+    save_steps: Optional[float] = typer.Option(None, "--save-steps", help="Checkpoint every N steps (below 1: a share of the run) [0.1]."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after N optimizer steps (a time budget; overrides --epochs)."),
+    max_train_pairs: Optional[int] = typer.Option(None, "--max-train-pairs", help="Train on a seeded random sample of N training pairs (a budget)."),
+    max_eval_pairs: Optional[int] = typer.Option(None, "--max-eval-pairs", help="Score on a seeded random sample of N validation pairs (a budget)."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16/fp16 on CUDA, fp32 on CPU) | fp32 | fp16 | bf16 [auto]."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the unfinished run in OUT.partial from its last checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start over: discard OUT.partial, replace OUT when done."),
+    keep_checkpoints: bool = typer.Option(False, "--keep-checkpoints", help="Keep the last checkpoints in OUT/checkpoints (default: deleted when done)."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
+) -> None:
+    """Fine-tune a sentence embedder on pair labels (sentence-transformers Trainer; multi-GPU under torchrun)."""
+    cfg = training.load_config(
+        config, base=base, catalog=catalog, pairs=pairs, out=out, max_seq_length=max_seq_length, epochs=epochs,
+        batch_size=batch_size, lr=lr, warmup_ratio=warmup_ratio, loss=loss, seed=seed, eval_steps=eval_steps,
+        save_steps=save_steps, max_steps=max_steps, max_train_pairs=max_train_pairs, max_eval_pairs=max_eval_pairs,
+        precision=precision, resume=resume or None, overwrite=overwrite or None,
+        keep_checkpoints=keep_checkpoints or None, show_progress=False if no_progress else None,
+    )
+    training.finetune(cfg, echo=typer.echo)

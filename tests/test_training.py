@@ -1,0 +1,247 @@
+"""anirec finetune: a tiny model learns an obviously learnable toy label; resume; config; errors."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import expect_user_error, run_cli
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Two topic vocabularies hidden in a shared filler vocabulary: same-topic pairs are similar
+# (label +0.9), cross-topic pairs are not (-0.9). A random encoder cannot tell them apart
+# from the filler; a few dozen steps are enough to learn to weight the topic words.
+TOPICS = [
+    "starship galaxy robot laser orbit alien planet mecha comet nebula asteroid cyborg".split(),
+    "bakery recipe noodle kitchen dumpling sushi pastry tea omelette curry festival picnic".split(),
+]
+FILLER = ("the a story young girl boy friend school day life world town journey secret old new family city "
+          "night dream heart summer").split()
+
+
+def toy_data(folder: Path, per_topic: int = 16, validation_per_topic: int = 4, seed: int = 0) -> tuple[Path, Path]:
+    """A catalog parquet and a pairs parquet; validation pairs are between anime never seen in training."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for topic, vocab in enumerate(TOPICS):
+        for i in range(per_topic):
+            words = list(rng.choice(vocab, 6)) + list(rng.choice(FILLER, 24))
+            rng.shuffle(words)
+            rows.append({"MAL_ID": 100 * topic + i + 1, "Name": f"Anime {topic}-{i}", "English name": "Unknown",
+                         "Type": "TV", "Genres": "Action", "Premiered": "Spring 2000", "description": " ".join(words),
+                         "topic": topic, "held_out": i >= per_topic - validation_per_topic})
+    catalog = pd.DataFrame(rows)
+    pairs = [
+        (a.MAL_ID, b.MAL_ID, 0.9 if a.topic == b.topic else -0.9, "validation" if a.held_out else "train")
+        for a, b in itertools.combinations(catalog.itertuples(), 2) if a.held_out == b.held_out
+    ]
+    pairs = pd.DataFrame(pairs, columns=["anime_a", "anime_b", "label", "split"]).astype(
+        {"anime_a": "int64", "anime_b": "int64", "label": "float32"})
+    folder.mkdir(parents=True, exist_ok=True)
+    catalog.drop(columns=["topic", "held_out"]).to_parquet(folder / "catalog.parquet")
+    pairs.to_parquet(folder / "pairs.parquet")
+    return folder / "catalog.parquet", folder / "pairs.parquet"
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """The tiny model trains several times faster on one thread when the 2 shared cores are busy."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def toy(tmp_path):
+    return toy_data(tmp_path / "data")
+
+
+def test_toy_label_is_learned(tiny_model_path, toy, tmp_path):
+    from anirec.training import finetune, load_config
+    from sentence_transformers import SentenceTransformer
+
+    catalog, pairs = toy
+    cfg = load_config(None, base=str(tiny_model_path), catalog=str(catalog), pairs=str(pairs), out=str(tmp_path / "m"),
+                      lr=1e-3, max_steps=24, save_steps=1000, show_progress=False)
+    result = finetune(cfg, echo=lambda *a: None)
+    sp = result.scores["spearman_cosine"]
+    assert sp["after"] > sp["before"] + 0.3, sp
+    assert result.scores["steps"] == 24
+    assert result.scores["data"]["train_pairs_used"] == 276 and result.scores["data"]["validation_pairs_used"] == 28
+
+    # The output is a normal model that scores the same when loaded back.
+    saved = json.loads((tmp_path / "m" / "scores.json").read_text())
+    assert saved["spearman_cosine"] == sp and saved["params"]["lr"] == 1e-3
+    model = SentenceTransformer(str(tmp_path / "m"))
+    from anirec.data import read_catalog
+    from anirec.training import attach_texts, make_evaluator, read_pairs
+
+    texts = attach_texts(read_pairs(pairs), read_catalog(catalog), cfg)
+    reloaded = make_evaluator(texts.validation, 16)(model)["validation_spearman_cosine"]
+    assert reloaded == pytest.approx(sp["after"], abs=1e-4)
+    card = (tmp_path / "m" / "README.md").read_text()
+    assert "CosineSimilarityLoss" in card and f"after {sp['after']:.4f}" in card
+    assert not (tmp_path / "m.partial").exists()
+
+
+@pytest.mark.parametrize("loss", ["cosent", "angle", "mnrl"])
+def test_other_losses_learn(tiny_model_path, toy, tmp_path, loss):
+    from anirec.training import finetune, load_config
+
+    catalog, pairs = toy
+    cfg = load_config(None, base=str(tiny_model_path), catalog=str(catalog), pairs=str(pairs), out=str(tmp_path / loss),
+                      lr=1e-3, max_steps=20, save_steps=1000, loss=loss, show_progress=False)
+    s = finetune(cfg, echo=lambda *a: None).scores
+    assert s["spearman_cosine"]["after"] > s["spearman_cosine"]["before"] + 0.3, s["spearman_cosine"]
+    if loss == "mnrl":  # positives only
+        assert s["data"]["train_pairs_used"] == 132
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tiny_model_path, toy, tmp_path, capsys):
+    from transformers import TrainerCallback
+
+    from anirec.training import finetune, load_config
+
+    catalog, pairs = toy
+    out = tmp_path / "m"
+    config = tmp_path / "run.toml"
+    config.write_text(f'base = "{tiny_model_path}"\ncatalog = "{catalog}"\npairs = "{pairs}"\nout = "{out}"\n'
+                      "lr = 1e-3\nmax_steps = 8\nsave_steps = 3\nshow_progress = false\n")
+
+    class Kill(TrainerCallback):  # the run dies after step 5: checkpoint-3 is the last one on disk
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 5:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        finetune(load_config(config), callbacks=[Kill()], echo=lambda *a: None)
+    assert not out.exists(), "an interrupted run must not look like a finished model"
+    assert (tmp_path / "m.partial" / "checkpoints" / "checkpoint-3").is_dir()
+
+    err = expect_user_error(capsys, "finetune", "--config", config)
+    assert "--resume" in err
+
+    code, stdout, stderr = run_cli(capsys, "finetune", "--config", config, "--resume")
+    assert code == 0, stderr
+    assert "resuming from" in stdout and "(step 3)" in stdout
+    scores = json.loads((out / "scores.json").read_text())
+    assert (scores["steps"], scores["resumed_from_step"], scores["steps_this_run"]) == (8, 3, 5)
+    assert not (tmp_path / "m.partial").exists()
+
+    from anirec.models import load_model
+
+    assert load_model(str(out)).encode(["a robot on a starship"]).shape == (1, 32)
+    err = expect_user_error(capsys, "finetune", "--config", config)
+    assert "already exists" in err and "--overwrite" in err
+
+
+def test_resume_refuses_changed_settings(tiny_model_path, toy, tmp_path, capsys):
+    from transformers import TrainerCallback
+
+    from anirec.training import finetune, load_config
+
+    catalog, pairs = toy
+    args = dict(base=str(tiny_model_path), catalog=str(catalog), pairs=str(pairs), out=str(tmp_path / "m"),
+                max_steps=4, save_steps=2, show_progress=False)
+
+    class Kill(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 3:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        finetune(load_config(None, **args), callbacks=[Kill()], echo=lambda *a: None)
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in args.items() if k != "show_progress"]
+    err = expect_user_error(capsys, "finetune", *flags, "--lr", "1e-3", "--resume", "--no-progress")
+    assert "lr: was 2e-05, now 0.001" in err
+
+
+def test_config_files_and_flag_overrides(tmp_path):
+    from anirec.training import load_config
+
+    expected = {
+        "distilroberta-384": ("sentence-transformers/paraphrase-distilroberta-base-v1", 384),
+        "mpnet-384": ("all-mpnet-base-v2", 384),
+        "mpnet-512": ("all-mpnet-base-v2", 512),
+        "minilm-256": ("all-MiniLM-L6-v2", 256),
+    }
+    for name, (base, seq) in expected.items():
+        cfg = load_config(ROOT / "finetune" / f"{name}.toml")
+        cfg.validate()
+        assert (cfg.base, cfg.max_seq_length, cfg.loss, cfg.batch_size, cfg.epochs, cfg.warmup_ratio) == (
+            base, seq, "cosine", 16, 1, 0.1)
+    cfg = load_config(ROOT / "finetune" / "mpnet-384.toml", loss="cosent", max_seq_length=None, max_steps=7)
+    assert (cfg.loss, cfg.max_seq_length, cfg.max_steps) == ("cosent", 384, 7)
+
+
+def test_config_errors(tmp_path, capsys):
+    bad_key = tmp_path / "bad.toml"
+    bad_key.write_text('base = "x"\nlearning_rate = 0.1\n')
+    err = expect_user_error(capsys, "finetune", "--config", bad_key)
+    assert "learning_rate" in err and "lr" in err
+    bad_type = tmp_path / "bad2.toml"
+    bad_type.write_text('batch_size = "16"\n')
+    assert "batch_size" in expect_user_error(capsys, "finetune", "--config", bad_type)
+    assert "'out' is not set" in expect_user_error(capsys, "finetune", "--base", "x", "--catalog", "c", "--pairs", "p")
+    assert "unknown" in expect_user_error(capsys, "finetune", "--base", "x", "--catalog", "c", "--pairs", "p",
+                                          "--out", tmp_path / "o", "--loss", "triplet")
+
+
+def test_input_errors(tiny_model_path, toy, tmp_path, capsys):
+    catalog, pairs = toy
+    common = ["finetune", "--base", tiny_model_path, "--catalog", catalog, "--out", tmp_path / "m", "--no-progress"]
+
+    err = expect_user_error(capsys, *common, "--pairs", pairs, "--max-seq-length", "1000")
+    assert "512" in err  # the tiny BERT's position limit
+
+    no_split = tmp_path / "no_split.parquet"
+    pd.read_parquet(pairs).drop(columns="split").to_parquet(no_split)
+    err = expect_user_error(capsys, *common, "--pairs", no_split)
+    assert "split" in err and str(no_split) in err
+
+    strangers = tmp_path / "strangers.parquet"
+    p = pd.read_parquet(pairs)
+    p.loc[p["split"] == "train", "anime_a"] += 10_000  # every training pair names an unknown anime
+    p.to_parquet(strangers)
+    err = expect_user_error(capsys, *common, "--pairs", strangers)
+    assert "no training pairs" in err and "276 pairs with anime missing" in err
+
+    err = expect_user_error(capsys, "finetune", "--base", tmp_path / "no-such-model", "--catalog", catalog,
+                            "--pairs", pairs, "--out", tmp_path / "m")
+    assert "not found" in err and "no-such-model" in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_roberta_family_positions(minilm_path, toy, tmp_path, capsys):
+    """distilroberta/mpnet reserve 2 of their 514 positions: 384 trains, 513 is refused naming 512.
+    (A tiny random RoBERTa with MiniLM's tokenizer: the same code path as paraphrase-distilroberta-base-v1.)"""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from transformers import AutoTokenizer, RobertaConfig, RobertaModel
+
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(str(minilm_path))
+    cfg = RobertaConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=514, pad_token_id=1)
+    RobertaModel(cfg).save_pretrained(tmp_path / "hf")
+    tok.save_pretrained(tmp_path / "hf")
+    word = Transformer(str(tmp_path / "hf"), max_seq_length=128)
+    SentenceTransformer(modules=[word, Pooling(word.get_embedding_dimension()), Normalize()]).save(str(tmp_path / "rob"))
+
+    catalog, pairs = toy
+    common = ["finetune", "--base", tmp_path / "rob", "--catalog", catalog, "--pairs", pairs, "--no-progress"]
+    err = expect_user_error(capsys, *common, "--out", tmp_path / "m513", "--max-seq-length", "513")
+    assert "(512 tokens)" in err
+    code, out, err = run_cli(capsys, *common, "--out", tmp_path / "m384", "--max-seq-length", "384", "--max-steps", "2")
+    assert code == 0, err
+    assert json.loads((tmp_path / "m384" / "scores.json").read_text())["max_seq_length"] == 384
