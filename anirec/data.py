@@ -282,3 +282,30 @@ def ratings_coverage(ratings: pd.DataFrame, catalog_ids) -> dict:
         "ratings_not_in_catalog": int((~in_cat).sum()),
         "anime_not_in_catalog": int(ratings.loc[~in_cat, "anime_id"].nunique()),
     }
+
+
+# --------------------------------------------------------------------------- anime id lists
+
+
+def write_anime_ids(ids, path: str | Path, header: str = "") -> Path:
+    """One MAL_ID per line (``#`` lines are comments), atomically."""
+    from .io import write_text
+
+    lines = [f"# {line}" for line in header.splitlines()] + [str(int(i)) for i in ids]
+    return write_text("\n".join(lines) + "\n", path)
+
+
+def read_anime_ids(path: str | Path) -> np.ndarray:
+    """Read a file of MAL_IDs written by :func:`write_anime_ids` (one per line, ``#`` comments)."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise AnirecError(f"{path}: anime id list not found. Write it with `anirec cold-anime --out {path}`.")
+    ids = []
+    for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if not line.isdigit():
+            raise AnirecError(f"{path}, line {no}: {line!r} is not a MAL_ID (one integer per line).")
+        ids.append(int(line))
+    return np.unique(np.asarray(ids, np.int64))

@@ -4,33 +4,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from .build import build_catalog, format_build_summary
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
 DEMO_TITLES = ("Cowboy Bebop", "K-On!", "Death Note")
 
 
-def run_demo(model: str = "all-MiniLM-L6-v2", k: int = 5, out_dir: Path = Path("out/demo"), echo=print) -> dict:
-    from .models import load_model
+def run_demo(model: str = "all-MiniLM-L6-v2", k: int = 5, out_dir: Path = Path("out/demo"), echo=print,
+             cache_dir: Path | None = None) -> dict:
+    from .embeddings import format_embed_summary
+    from .recommend import Recommender
 
     out_dir = Path(out_dir)
     result = build_catalog(DEMO_DIR, out_dir / "catalog.parquet")
     echo(format_build_summary(result))
-    catalog = result.catalog
-    encoder = load_model(model)
-    vectors = encoder.encode(catalog["description"].tolist(), normalize_embeddings=True, show_progress_bar=False)
-    sims = vectors @ vectors.T
+    rec = Recommender.from_catalog(result.catalog, model, cache_dir=cache_dir, show_progress=False)
+    echo(format_embed_summary(rec.embeddings))
     shown = {}
     for title in DEMO_TITLES:
-        hit = np.flatnonzero(catalog["Name"].to_numpy() == title)
-        if not len(hit):
+        if title not in set(rec.catalog["Name"]):
             continue
-        i = int(hit[0])
-        order = [j for j in np.argsort(-sims[i]) if j != i][:k]
+        recs = rec.similar(title, k)
         echo(f"\nBecause you liked {title}:")
-        for rank, j in enumerate(order, 1):
-            echo(f"  {rank}. {catalog['Name'].iat[j]}  ({catalog['Genres'].iat[j]})  cos={sims[i, j]:.3f}")
-        shown[title] = catalog["Name"].iloc[order].tolist()
+        for r in recs.itertuples(index=False):
+            genres = rec.catalog["Genres"].iat[int(rec.rows_of_ids([r.MAL_ID])[0])]
+            echo(f"  {r.rank}. {r.title}  ({genres})  cos={r.similarity:.3f}")
+        shown[title] = recs["title"].tolist()
     return shown

@@ -82,10 +82,8 @@ def _memo_path(cache_dir: Path) -> Path:
 def _file_sha256(path: Path, disk_memo: dict) -> str:
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key in _file_hash_memo:
-        return _file_hash_memo[key]
     text_key = "|".join(map(str, key))
-    digest = disk_memo.get(text_key) or hash_file(path)
+    digest = _file_hash_memo.get(key) or disk_memo.get(text_key) or hash_file(path)
     _file_hash_memo[key] = disk_memo[text_key] = digest
     return digest
 

@@ -16,6 +16,7 @@ does not match what the caller expects (another model, catalog or length), namin
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,7 @@ class Export:
     path: Path
 
 
-def _faiss():
+def require_faiss():
     try:
         import faiss
     except ImportError:
@@ -84,12 +85,15 @@ def export_embeddings(catalog: pd.DataFrame, emb: Embeddings, fmt: str, out: str
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).exists())):
         # atomic_dir replaces the folder wholesale: never do that to something that is not ours.
         raise AnirecError(f"--out {out}: exists and is not an anirec export folder. Pass a new or empty folder.")
-    faiss = _faiss() if fmt == "faiss" else None  # fail before any work if it is missing
+    faiss = require_faiss() if fmt == "faiss" else None  # fail before any work if it is missing
     ids = catalog["MAL_ID"].to_numpy(np.int64)
     vectors = np.ascontiguousarray(emb.vectors, dtype=np.float32)
     if len(ids) != len(vectors):
         raise AnirecError(f"{len(vectors)} vectors for a catalog of {len(ids)} anime: embed this catalog again.")
     with atomic_dir(out) as tmp:
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it 0700; an export is meant to be shared/served
         if fmt == "npy":
             np.save(tmp / "embeddings.npy", vectors, allow_pickle=False)
             np.save(tmp / "ids.npy", ids, allow_pickle=False)
@@ -151,7 +155,7 @@ def load_export(path: str | Path, expect: dict | Embeddings | None = None) -> Ex
         vectors = col.flatten().to_numpy().reshape(len(table), -1)
         ids = table.column("MAL_ID").to_numpy()
     elif fmt == "faiss":
-        faiss = _faiss()
+        faiss = require_faiss()
         index = faiss.read_index(str(path / "index.faiss"))
         ids = faiss.vector_to_array(index.id_map)
         vectors = faiss.downcast_index(index.index).reconstruct_n(0, index.ntotal)

@@ -115,6 +115,31 @@ class TitleIndex:
         raise AnirecError(f"title '{query}' is not in the catalog. Closest: {near}. Pass one of them (quoted) or --id MAL_ID.")
 
 
+_blas = None
+
+
+def _one_blas_thread():
+    """One query is a matrix-vector product: memory-bound, so BLAS threads buy nothing and,
+    on a busy machine, waiting for a descheduled thread costs several times the work itself."""
+    global _blas
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # optional (comes with scikit-learn); without it just use BLAS as configured
+        import contextlib
+
+        return contextlib.nullcontext()
+    if _blas is None:
+        _blas = ThreadpoolController()
+    return _blas.limit(limits=1, user_api="blas")
+
+
+def _pulled_similarity(idx: np.ndarray, val: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Mean similarity of each of ``items`` to the sources whose neighbour rows (idx/val) hold it:
+    the tie-break of the vote pooling, shown next to the votes. Sizes are sources x n x k: tiny."""
+    pulled = idx[:, :, None] == items[None, None, :]
+    return (val[:, :, None] * pulled).sum(axis=(0, 1)) / np.maximum(pulled.sum(axis=(0, 1)), 1)
+
+
 # --------------------------------------------------------------------------- results
 
 
@@ -160,6 +185,36 @@ def _user_matrices(ratings: pd.DataFrame, id_rows, n_items: int, users: np.ndarr
     rated.data[:] = 1
     promoted.data[:] = 1  # a duplicated rating row must not count twice
     return users, promoted, rated
+
+
+def user_ratings(ratings: pd.DataFrame, user_id: int | None, catalog_ids) -> pd.DataFrame:
+    """One user's ratings, checked: the user exists and promoted at least one catalog anime.
+
+    Cheap (no embeddings needed), so the CLI calls it before encoding anything."""
+    if user_id is not None:
+        if "user_id" not in ratings:
+            raise AnirecError("ratings have no user_id column; pass only that user's rows, without user_id=.")
+        mine = ratings[ratings["user_id"] == user_id]
+        if mine.empty:
+            some = ", ".join(map(str, np.unique(ratings["user_id"].to_numpy())[:5]))
+            raise AnirecError(f"--user {user_id}: no ratings by that user_id ({ratings['user_id'].nunique():,} users "
+                              f"in the ratings, e.g. {some}). Check the id.")
+        ratings = mine
+    elif "user_id" in ratings and ratings["user_id"].nunique() > 1:
+        raise AnirecError("ratings hold several users: pass user_id=..., or use for_users for all of them.")
+    if "user_id" not in ratings:
+        ratings = ratings.assign(user_id=0)
+    in_catalog = np.isin(ratings["anime_id"].to_numpy(), np.asarray(catalog_ids))
+    promoted = in_catalog & (ratings["rating"].to_numpy() >= PROMOTER_MIN)
+    if not promoted.any():
+        who = f"user {user_id}" if user_id is not None else "this user"
+        top = int(ratings["rating"].max()) if len(ratings) else "-"
+        raise AnirecError(
+            f"{who} promoted no anime in the catalog (rated {PROMOTER_MIN}-10): {len(ratings)} rating(s), "
+            f"{int(in_catalog.sum())} on catalog anime, highest rating {top}. "
+            'Nothing to pool from; recommend by title instead: anirec recommend "TITLE".'
+        )
+    return ratings
 
 
 class Recommender:
@@ -248,41 +303,44 @@ class Recommender:
             idx[r], val[r] = np.where(ok, i, -1), np.where(ok, v, 0.0)
         return idx, val
 
-    def similar_rows(self, rows: Sequence[int], k: int = 10, pool: str = "mean",
-                     exclude: np.ndarray | None = None, n_neighbors: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Core of :meth:`similar`: (rows, scores) of the ``k`` best; the query rows never appear.
+    def similar_rows(self, rows: Sequence[int], k: int = 10, pool: str = "mean", exclude: np.ndarray | None = None,
+                     n_neighbors: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Core of :meth:`similar`: (rows, scores, similarity) of the ``k`` best; queries never appear.
 
-        ``pool="mean"`` scores by cosine to the mean query vector; ``pool="votes"`` returns
-        vote counts as scores (reference pooling with ``n_neighbors`` per query title)."""
+        ``pool="mean"``: scores = similarity = cosine to the mean query vector. ``pool="votes"``:
+        scores are vote counts (reference pooling, ``n_neighbors`` per query title) and
+        similarity is the mean cosine to the query titles that pulled the item in (the tie-break)."""
         rows = np.asarray(rows, np.int64)
         blocked = rows if exclude is None else np.union1d(rows, exclude)
         if pool == "mean":
             query = self.vectors[rows].mean(axis=0)
-            scores = self.vectors @ (query / max(float(np.linalg.norm(query)), 1e-12))
+            with _one_blas_thread():
+                scores = self.vectors @ (query / max(float(np.linalg.norm(query)), 1e-12))
             scores[blocked] = -np.inf
             top, val = top_k_rows(scores[None, :], k)
             ok = np.isfinite(val[0])
-            return top[0][ok], val[0][ok]
+            return top[0][ok], val[0][ok], val[0][ok]
         if pool == "votes":
             idx, val = self.neighbor_table(rows, n_neighbors or k, blocked=blocked)
             promoted = sp.csr_matrix((np.ones(len(rows), np.float32), (np.zeros(len(rows), int), rows)),
                                      shape=(1, len(self.vectors)))
             top, votes = pool_for_users(promoted, idx, val, k=k)
-            ok = top[0] >= 0
-            return top[0][ok], votes[0][ok]
+            top, votes = top[0][top[0] >= 0], votes[0][top[0] >= 0]
+            return top, votes, _pulled_similarity(idx[rows], val[rows], top)
         raise AnirecError(f"--pool {pool!r}: use 'mean' or 'votes'.")
 
     def _frame(self, rows: np.ndarray, **extra) -> pd.DataFrame:
-        cat = self.catalog
-        score = pd.to_numeric(cat["Score"], errors="coerce") if "Score" in cat else pd.Series(np.nan, index=cat.index)
+        # Only the k result rows are touched: converting whole 17k-row columns costs milliseconds.
+        cat = self.catalog.iloc[rows]
+        score = pd.to_numeric(cat["Score"], errors="coerce").to_numpy(np.float64) if "Score" in cat else np.nan
         out = pd.DataFrame({
             "rank": np.arange(1, len(rows) + 1),
             "MAL_ID": self.ids[rows],
-            "title": cat["Name"].to_numpy()[rows],
-            "english_title": cat["English name"].to_numpy()[rows],
-            "type": cat["Type"].to_numpy()[rows],
-            "premiered": cat["Premiered"].to_numpy()[rows],
-            "score": score.to_numpy()[rows],
+            "title": cat["Name"].to_numpy(),
+            "english_title": cat["English name"].to_numpy(),
+            "type": cat["Type"].to_numpy(),
+            "premiered": cat["Premiered"].to_numpy(),
+            "score": score,
         })
         for name, values in extra.items():
             out[name] = values
@@ -301,13 +359,11 @@ class Recommender:
         matches = [self.match(q) for q in queries]
         rows = np.unique([m.row for m in matches])
         exclude = self.franchise_rows(rows) if exclude_franchise else None
-        top, scores = self.similar_rows(rows, k, pool, exclude, n_neighbors)
+        top, scores, sim = self.similar_rows(rows, k, pool, exclude, n_neighbors)
         if pool == "votes":
-            # cosine to the query titles, averaged (the vote tie-break uses the same kind of mean)
-            mean_sim = (self.vectors[top] @ self.vectors[rows].T).mean(axis=1)
-            frame = self._frame(top, votes=scores.astype(np.int32), similarity=mean_sim.astype(np.float32))
+            frame = self._frame(top, votes=scores.astype(np.int32), similarity=sim.astype(np.float32))
         else:
-            frame = self._frame(top, similarity=scores.astype(np.float32))
+            frame = self._frame(top, similarity=sim.astype(np.float32))
         frame.attrs["matches"] = matches
         return frame
 
@@ -316,32 +372,14 @@ class Recommender:
         """The reference pooling for one user: ``ratings`` holds that user's rows (or pass ``user_id``)."""
         if k < 1:
             raise AnirecError(f"-k {k}: ask for at least one recommendation.")
-        if user_id is not None:
-            mine = ratings[ratings["user_id"] == user_id]
-            if mine.empty:
-                raise AnirecError(f"--user {user_id}: no ratings by that user_id "
-                                  f"({ratings['user_id'].nunique():,} users in the ratings). Check the id.")
-            ratings = mine
-        elif "user_id" in ratings and ratings["user_id"].nunique() > 1:
-            raise AnirecError("ratings hold several users: pass user_id=..., or use for_users for all of them.")
-        if "user_id" not in ratings:
-            ratings = ratings.assign(user_id=0)
-        who = f"user {ratings['user_id'].iat[0]}" if len(ratings) else "this user"
+        ratings = user_ratings(ratings, user_id, self.ids)
         _, promoted, rated = _user_matrices(ratings, self.rows_of_ids, len(self.ids))
         p_rows = promoted.indices
-        if len(p_rows) == 0:
-            top = int(ratings["rating"].max()) if len(ratings) else None
-            raise AnirecError(
-                f"{who} promoted no anime in the catalog (rated {PROMOTER_MIN}-10): {len(ratings)} rating(s), "
-                f"{rated.nnz} on catalog anime, highest rating {top}. Recommend by title instead: anirec recommend \"TITLE\"."
-            )
         nk = n_neighbors or k
         idx, val = self.neighbor_table(p_rows, nk)
         top, votes = pool_for_users(promoted, idx, val, k=k, exclude=rated)
         top, votes = top[0][top[0] >= 0], votes[0][top[0] >= 0]
-        # mean similarity over the promoted anime that pulled each recommendation in (the tie-break)
-        pulled = idx[p_rows][:, :, None] == top[None, None, :]
-        mean_sim = (val[p_rows][:, :, None] * pulled).sum(axis=(0, 1)) / np.maximum(pulled.sum(axis=(0, 1)), 1)
+        mean_sim = _pulled_similarity(idx[p_rows], val[p_rows], top)
         frame = self._frame(top, votes=votes.astype(np.int32), similarity=mean_sim.astype(np.float32))
         frame.attrs["promoted"] = int(len(p_rows))
         return frame

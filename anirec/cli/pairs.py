@@ -11,7 +11,7 @@ import typer
 
 from . import app
 from .. import labels
-from ..data import load_catalog, load_ratings, read_catalog, ratings_coverage
+from ..data import load_catalog, load_ratings, read_anime_ids, read_catalog, ratings_coverage
 from ..errors import AnirecError, warn
 from ..io import atomic_path
 
@@ -55,6 +55,7 @@ def pairs(
     validation_size: float = typer.Option(0.2, "--validation-size", help="Share of pairs (per sign) for validation (reference 0.2)."),
     split_out: Optional[Path] = typer.Option(None, "--split-out", help="Where to save the train/test split (default: next to --out, NAME.split.parquet)."),
     split: Optional[Path] = typer.Option(None, "--split", help="Reuse a saved split instead of making one (must come from the same ratings)."),
+    exclude_anime: Optional[Path] = typer.Option(None, "--exclude-anime", help="File of MAL_IDs (one per line, e.g. from `anirec cold-anime`) that no pair may contain: keeps the cold-start anime unseen by fine-tuning."),
 ) -> None:
     """Label anime pairs by how their co-raters agree (METHOD.md sections 2-3), all pairs at once."""
     config = labels.PairsConfig(
@@ -68,6 +69,11 @@ def pairs(
         raise typer.BadParameter("--split reuses a saved split; --split-out would write a new one. Give one of them.", param_hint="--split-out")
 
     catalog_ids = _catalog_ids(catalog)
+    if exclude_anime:
+        excluded = read_anime_ids(exclude_anime)
+        kept = ~np.isin(catalog_ids, excluded)
+        typer.echo(f"exclude  {int((~kept).sum()):>12,} catalog anime listed in {exclude_anime} (no pair may contain them)")
+        catalog_ids = catalog_ids[kept]
     table = load_ratings(ratings)
     coverage = ratings_coverage(table, catalog_ids)
     if coverage["ratings_in_catalog"] == 0:
@@ -106,6 +112,7 @@ def pairs(
         "config": {k: v for k, v in vars(config).items()},
         "split": str(split or split_path), "ratings_hash": info.meta.get("ratings_hash"),
         "funnel": result.funnel,
+        "excluded_anime": str(exclude_anime) if exclude_anime else None,
     }
     _write_pairs(result.pairs, out, meta)
     if split_path:

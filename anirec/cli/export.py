@@ -1,0 +1,39 @@
+"""`anirec export`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import app
+from ..data import read_catalog
+from ..embeddings import format_embed_summary, load_or_embed
+from ..export import FILES, FORMATS, export_embeddings, require_faiss
+from ..models import DEFAULT_MODEL
+from .recommend import CACHE_HELP, CATALOG_HELP, MODEL_HELP, MSL_HELP
+
+
+@app.command()
+def export(
+    out: Path = typer.Option(..., "--out", help="Folder to write (a new folder, or an earlier export to replace)."),
+    fmt: str = typer.Option("npy", "--format", help=f"One of: {', '.join(FORMATS)} (tsv = TensorBoard Embedding Projector files)."),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", help=MODEL_HELP),
+    catalog: Path = typer.Option(Path("catalog.parquet"), "--catalog", help=CATALOG_HELP),
+    max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", help=MSL_HELP),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_HELP),
+    batch_size: int = typer.Option(32, "--batch-size", help="Descriptions per encoder batch (if not cached)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the encoding progress bar."),
+) -> None:
+    """Write the catalog embeddings as npy, parquet, a faiss index or TensorBoard TSV, with manifest.json."""
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"{fmt!r}: use one of {', '.join(FORMATS)}", param_hint="--format")
+    if fmt == "faiss":
+        require_faiss()  # before minutes of encoding, not after
+    cat = read_catalog(catalog)
+    emb = load_or_embed(cat, model, max_seq_length, cache_dir, batch_size, progress)
+    typer.echo(format_embed_summary(emb))
+    export_embeddings(cat, emb, fmt, out)
+    n, d = emb.vectors.shape
+    typer.echo(f"exported {n:,} x {d} ({fmt}) to {out}: {', '.join(FILES[fmt])}, manifest.json")
