@@ -16,7 +16,6 @@ space (so the six template lines join into one line; the tokenizer sees the same
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd

@@ -16,7 +16,6 @@ does not match what the caller expects (another model, catalog or length), namin
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,9 +90,6 @@ def export_embeddings(catalog: pd.DataFrame, emb: Embeddings, fmt: str, out: str
     if len(ids) != len(vectors):
         raise AnirecError(f"{len(vectors)} vectors for a catalog of {len(ids)} anime: embed this catalog again.")
     with atomic_dir(out) as tmp:
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it 0700; an export is meant to be shared/served
         if fmt == "npy":
             np.save(tmp / "embeddings.npy", vectors, allow_pickle=False)
             np.save(tmp / "ids.npy", ids, allow_pickle=False)

@@ -491,7 +491,6 @@ def finetune(cfg: FinetuneConfig, callbacks: list | None = None, echo=print) -> 
                      "transformers": transformers.__version__, "torch": torch.__version__},
     }
     with atomic_dir(out) as tmp:
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; a model folder should be shareable
         model.save(str(tmp))
         scores["wall_seconds"] = round(time.perf_counter() - t_start, 2)
         scores["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -502,12 +501,6 @@ def finetune(cfg: FinetuneConfig, callbacks: list | None = None, echo=print) -> 
     shutil.rmtree(work, ignore_errors=True)
     echo(format_summary(scores))
     return FinetuneResult(out, scores)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _write_model_card(folder: Path, s: dict) -> None:

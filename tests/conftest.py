@@ -46,7 +46,8 @@ def tiny_model_path(minilm_path, tmp_path_factory) -> Path:
     """A randomly initialised 2-layer BERT (hidden 32) with MiniLM's tokenizer, saved as a
     sentence-transformers folder: real code paths, no network, trains in seconds."""
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer import modules as models
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     torch.manual_seed(0)

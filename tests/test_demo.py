@@ -21,6 +21,7 @@ def test_demo_files_are_kaggle_layout():
 
 def test_demo_command_prints_recommendations(minilm_path, monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("ANIREC_MODELS", str(minilm_path.parent))
+    monkeypatch.setenv("ANIREC_CACHE", str(tmp_path / "cache"))
     code, out, err = run_cli(capsys, "demo", "-k", "3", "--out-dir", tmp_path)
     assert code == 0, err
     assert "kept          44 anime" in out

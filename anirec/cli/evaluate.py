@@ -1,0 +1,86 @@
+"""`anirec evaluate` and `anirec cold-anime`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from . import app
+from .. import evaluation as ev
+
+PROTOCOL_HELP = ", ".join(ev.PROTOCOLS)
+
+
+def _split_list(values: List[str], everything: tuple[str, ...]) -> list[str]:
+    """Repeatable options that also take comma lists: -b random,popular -b tfidf; 'none', 'all'."""
+    items = [v.strip() for value in values for v in value.split(",") if v.strip()]
+    return [] if items in ([], ["none"]) else (list(everything) if items == ["all"] else items)
+
+
+@app.command()
+def evaluate(
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML file (see eval/*.toml); the flags below override it."),
+    catalog: Optional[str] = typer.Option(None, "--catalog", help="Catalog parquet from `anirec build`, or a Kaggle folder (built in memory)."),
+    ratings: Optional[str] = typer.Option(None, "--ratings", help="Ratings (rating_complete.csv, parquet, or folder) for the holdout and cold-start protocols."),
+    split: Optional[str] = typer.Option(None, "--split", help="The train/test split saved by `anirec pairs` (NAME.split.parquet): the reference protocol."),
+    models: Optional[List[str]] = typer.Option(None, "--models", "-m", help="Embedder to compare (repeatable): NAME=PATH_OR_ID or PATH_OR_ID. Replaces the config's models."),
+    baselines: Optional[List[str]] = typer.Option(None, "--baselines", "-b", help=f"Baselines (repeatable or comma list; 'none', 'all'): {', '.join(ev.BASELINES)}."),
+    protocols: Optional[List[str]] = typer.Option(None, "--protocols", help=f"Protocols (repeatable or comma list): {PROTOCOL_HELP} (default: all)."),
+    k: Optional[int] = typer.Option(None, "-k", help="Recommendations per user in the reference protocol and the headline k of the tables (default: 10)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder: results.csv, results.md, *.png, meta.json (default: out/eval)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the holdout, the cold anime, random and the bootstrap (default: 42)."),
+    max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", help="Tokens per description for models without their own setting in the config."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Embedding cache folder (default: $ANIREC_CACHE, else ~/.cache/anirec/embeddings)."),
+    bootstrap: Optional[int] = typer.Option(None, "--bootstrap", help="Bootstrap resamples for the confidence intervals (0: off) (default: 1000)."),
+    cold_anime: Optional[Path] = typer.Option(None, "--cold-anime", help="Use this cold-start anime list (from `anirec cold-anime`) instead of drawing one."),
+) -> None:
+    """Compare embedders and baselines: reference NPS, leakage-free ranking metrics, cold start."""
+    cfg = ev.load_config(config) if config else ev.EvalConfig()
+    if catalog is not None:
+        cfg.catalog = catalog
+    if ratings is not None:
+        cfg.ratings = ratings
+    if split is not None:
+        cfg.split = split
+    if models is not None:
+        cfg.models = [ev.parse_model_arg(m) for m in models]
+    if baselines is not None:
+        cfg.baselines = _split_list(baselines, ev.BASELINES)
+    if protocols is not None:
+        cfg.protocols = _split_list(protocols, ev.PROTOCOLS)
+    if k is not None:
+        cfg.k = k
+    if out is not None:
+        cfg.out = str(out)
+    if seed is not None:
+        cfg.seed = seed
+    if max_seq_length is not None:
+        cfg.max_seq_length = max_seq_length
+    if cache_dir is not None:
+        cfg.cache_dir = str(cache_dir)
+    if bootstrap is not None:
+        cfg.bootstrap = bootstrap
+    if cold_anime is not None:
+        cfg.cold_anime = str(cold_anime)
+    outcome = ev.run_evaluation(cfg, echo=typer.echo)
+    typer.echo("")
+    typer.echo(ev.results_markdown(outcome.results, cfg.k, outcome.meta))
+
+
+@app.command("cold-anime")
+def cold_anime_cmd(
+    catalog: str = typer.Option(..., "--catalog", help="Catalog parquet from `anirec build` (or a Kaggle folder)."),
+    ratings: str = typer.Option(..., "--ratings", help="The ratings the evaluation will use."),
+    out: Path = typer.Option(Path("cold_anime.txt"), "--out", help="Text file: one MAL_ID per line."),
+    fraction: float = typer.Option(0.15, "--fraction", help="Share of the rated catalog anime to hold out as cold."),
+    seed: int = typer.Option(42, "--seed", help="Same seed as `anirec evaluate --seed` gives the same list."),
+) -> None:
+    """Write the cold-start anime list, so pairs/fine-tuning can leave those anime out."""
+    from ..data import load_ratings
+
+    cat, _ = ev._load_catalog(catalog)
+    ids = ev.cold_anime_ids(load_ratings(ratings), cat["MAL_ID"].to_numpy(), fraction, seed)
+    ev.write_anime_ids(ids, out, f"anirec cold-start anime: fraction {fraction}, seed {seed}, ratings {ratings}")
+    typer.echo(f"{len(ids):,} cold anime -> {out}")
