@@ -12,8 +12,6 @@ has already seen. Everything works on user x item sparse matrices in user batche
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 import scipy.sparse as sp
 
@@ -123,39 +121,83 @@ def promoter_counts(fit: sp.csr_matrix) -> np.ndarray:
 # --------------------------------------------------------------------------- direct rankers
 
 
-def top_k_unseen(score_batch: Callable[[int], np.ndarray], seen: sp.csr_matrix, k: int,
-                 candidates: np.ndarray | None = None, batch_size: int = 2048) -> np.ndarray:
-    """Top-k items per user by ``score_batch(n_rows) -> (n_rows, n_candidates)`` scores, skipping
-    each user's ``seen`` items; (users x k) item indices, -1 where fewer than k are left."""
-    seen = sp.csr_matrix(seen)
-    n_users, n_items = seen.shape
-    cand = np.arange(n_items, dtype=np.int64) if candidates is None else np.asarray(candidates, np.int64)
-    seen = seen[:, cand].tocsr()
-    out = np.full((n_users, k), -1, np.int64)
-    for start in range(0, n_users, batch_size):
-        stop = min(start + batch_size, n_users)
-        # float32: item ranks up to 2^24 are exact, and a 2048 x 17.5k batch stays ~150 MB
-        scores = np.array(score_batch(stop - start), dtype=np.float32, copy=True)
-        s = seen[start:stop].tocoo()
-        scores[s.row, s.col] = -np.inf
-        top, top_val = top_k_rows(scores, min(k, len(cand)))
-        out[start:stop, :top.shape[1]] = np.where(np.isfinite(top_val), cand[top], -1)
+def lookup(matrix: sp.csr_matrix, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For (rows x m) item indices, whether each (row, item) is stored in ``matrix`` and its value.
+
+    One searchsorted over the sorted (row, col) keys of the matrix: no per-row loop.
+    Item -1 (no recommendation) is never found.
+    """
+    m = sp.csr_matrix(matrix)
+    if not m.has_sorted_indices:
+        m = m.sorted_indices()
+    n_rows, n_cols = m.shape
+    keys = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(m.indptr)) * n_cols + m.indices
+    items = np.asarray(items, np.int64)
+    if len(keys) == 0:
+        return np.zeros(items.shape, bool), np.zeros(items.shape, np.float64)
+    query = np.arange(len(items), dtype=np.int64)[:, None] * n_cols + np.maximum(items, 0)
+    pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+    found = (items >= 0) & (keys[pos] == query)
+    return found, np.where(found, m.data[pos], 0).astype(np.float64)
+
+
+def first_k_unseen(lists: np.ndarray, seen: sp.csr_matrix, k: int) -> np.ndarray:
+    """Per row, the first k entries of ``lists`` (items in order of preference, -1 = none) that
+    the row's user has not seen, each item once; (rows x k), -1 where fewer are left."""
+    lists = np.asarray(lists, np.int64)
+    n_rows, width = lists.shape
+    keep = (lists >= 0) & ~lookup(seen, lists)[0]
+    keys = (np.arange(n_rows, dtype=np.int64)[:, None] * seen.shape[1] + lists).ravel()
+    order = np.argsort(keys, kind="stable")  # stable: the first occurrence of an item stays first
+    repeat = np.zeros(keys.size, bool)
+    repeat[order[1:]] = keys[order[1:]] == keys[order[:-1]]
+    keep &= ~repeat.reshape(n_rows, width)
+    rank = np.cumsum(keep, axis=1) - 1
+    take = keep & (rank < k)
+    out = np.full((n_rows, k), -1, np.int64)
+    out[np.nonzero(take)[0], rank[take]] = lists[take]
     return out
 
 
 def popular_recommend(counts: np.ndarray, seen: sp.csr_matrix, k: int,
-                      candidates: np.ndarray | None = None) -> np.ndarray:
-    """Most promoted items first (ties: lower item index first, so it is deterministic)."""
+                      candidates: np.ndarray | None = None, batch_size: int = 4096) -> np.ndarray:
+    """Most promoted items first (ties: lower item index first, so it is deterministic).
+
+    A user's list is always among the first k + (items they have seen) most popular, so each
+    batch only looks that far down the popularity order.
+    """
+    seen = sp.csr_matrix(seen)
     cand = np.arange(len(counts)) if candidates is None else np.asarray(candidates, np.int64)
-    order = np.lexsort((cand, -counts[cand]))  # position 0 = most popular candidate
-    rank_score = np.empty(len(cand), np.float32)
-    rank_score[order] = -np.arange(len(cand), dtype=np.float32)
-    return top_k_unseen(lambda n: np.broadcast_to(rank_score, (n, len(cand))), seen, k, candidates)
+    order = cand[np.lexsort((cand, -counts[cand]))]  # position 0 = most popular candidate
+    n_seen = np.diff(seen.indptr)
+    out = np.full((seen.shape[0], k), -1, np.int64)
+    for start in range(0, seen.shape[0], batch_size):
+        stop = min(start + batch_size, seen.shape[0])
+        width = min(len(order), k + int(n_seen[start:stop].max(initial=0)))
+        out[start:stop] = first_k_unseen(np.broadcast_to(order[:width], (stop - start, width)), seen[start:stop], k)
+    return out
 
 
 def random_recommend(n_items: int, seen: sp.csr_matrix, k: int, seed: int,
-                     candidates: np.ndarray | None = None) -> np.ndarray:
-    """k unseen items per user drawn uniformly at random (seeded: same seed, same lists)."""
+                     candidates: np.ndarray | None = None, batch_size: int = 4096) -> np.ndarray:
+    """k unseen items per user drawn uniformly at random (seeded: same seed, same lists).
+
+    Draws with replacement and keeps the first k distinct unseen items: that is sampling
+    without replacement from the unseen items. A row left short (a user who has seen most
+    candidates) is redrawn from a full random permutation of the candidates.
+    """
+    seen = sp.csr_matrix(seen)
     rng = np.random.default_rng(seed)
-    n_cand = n_items if candidates is None else len(candidates)
-    return top_k_unseen(lambda n: rng.random((n, n_cand), dtype=np.float32), seen, k, candidates)
+    cand = np.arange(n_items, dtype=np.int64) if candidates is None else np.asarray(candidates, np.int64)
+    out = np.full((seen.shape[0], k), -1, np.int64)
+    for start in range(0, seen.shape[0], batch_size):
+        stop = min(start + batch_size, seen.shape[0])
+        rows = seen[start:stop]
+        draws = cand[rng.integers(0, len(cand), size=(stop - start, 4 * k + 32))]
+        got = first_k_unseen(draws, rows, k)
+        short = np.flatnonzero((got < 0).any(axis=1))
+        if len(short):
+            perm = cand[np.argsort(rng.random((len(short), len(cand))), axis=1)]
+            got[short] = first_k_unseen(perm, rows[short], k)
+        out[start:stop] = got
+    return out

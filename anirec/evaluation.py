@@ -15,7 +15,10 @@ most-popular rank directly. Three protocols score those arrays:
     promoters; the user's remaining ratings are the input (promoters pooled) and are never
     recommended. CF and popularity are fit on the remaining ratings only. Hit rate,
     precision, recall, NDCG and MRR at each k, catalog coverage, and the NPS of the
-    recommendations found among the held-out ratings.
+    recommendations found among the held-out ratings. Caveat for *fine-tuned* models: their
+    pair labels were counted on the pairs split's train rows, which overlap these held-out
+    ratings (only as aggregates over >= 50 raters per pair, but still): the holdout is
+    leakage-free for what evaluation fits (CF, popularity), not for what fine-tuning saw.
 ``coldstart``  a seeded set of rated anime (``cold_fraction``) is treated as brand new:
     every rating of them is removed from the fitting data (CF, popularity, and the pair
     labels if `anirec pairs --exclude-anime` is given the same list). Users with a promoted
@@ -37,6 +40,7 @@ import os
 import platform
 import re
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -46,9 +50,10 @@ import scipy.sparse as sp
 
 from . import __version__
 from .baselines import (
-    dense_neighbors, itemknn_vectors, popular_recommend, promoter_counts, random_recommend,
+    dense_neighbors, itemknn_vectors, lookup, popular_recommend, promoter_counts, random_recommend,
     sparse_neighbors, tfidf_vectors,
 )
+from .data import read_anime_ids, write_anime_ids  # noqa: F401  (re-exported: the cold-start list helpers)
 from .errors import AnirecError, warn
 from .index import pool_for_users
 from .io import atomic_path, hash_file, hash_strings, write_text
@@ -56,7 +61,6 @@ from .io import atomic_path, hash_file, hash_strings, write_text
 PROTOCOLS = ("reference", "holdout", "coldstart")
 BASELINES = ("random", "popular", "tfidf", "itemknn")
 RANK_BUCKETS = ((0, 3, "0-2"), (3, 7, "3-6"), (7, None, "7+"))
-RANKING_METRICS = ("hit_rate", "precision", "recall", "ndcg", "mrr")
 
 # Seed streams: one seed drives several independent random choices.
 _STREAM_HOLDOUT, _STREAM_COLD, _STREAM_BOOT = 1, 2, 3
@@ -85,27 +89,6 @@ def user_item_matrix(rows: np.ndarray, cols: np.ndarray, values, shape: tuple[in
     keys, values = keys[last], values[last]
     indptr = np.r_[0, np.cumsum(np.bincount(keys // shape[1], minlength=shape[0]))]
     return sp.csr_matrix((values, keys % shape[1], indptr), shape=shape)
-
-
-def lookup(matrix: sp.csr_matrix, recs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For (users x k) item indices, whether each (user, item) is stored in ``matrix`` and its value.
-
-    One searchsorted over the sorted (row, col) keys of the matrix: no per-user loop.
-    -1 (no recommendation) is never found.
-    """
-    m = sp.csr_matrix(matrix)
-    if not m.has_sorted_indices:
-        m = m.sorted_indices()
-    n_rows, n_cols = m.shape
-    keys = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(m.indptr)) * n_cols + m.indices
-    recs = np.asarray(recs, np.int64)
-    if len(keys) == 0:
-        return np.zeros(recs.shape, bool), np.zeros(recs.shape, np.float64)
-    query = np.arange(len(recs), dtype=np.int64)[:, None] * n_cols + np.maximum(recs, 0)
-    pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
-    found = (recs >= 0) & (keys[pos] == query)
-    values = np.where(found, m.data[pos], 0).astype(np.float64)
-    return found, values
 
 
 # --------------------------------------------------------------------------- metrics
@@ -224,8 +207,8 @@ def bootstrap_ci(values, n_resamples: int = 1000, seed: int = 0, alpha: float = 
             den = counts @ d
             with np.errstate(invalid="ignore", divide="ignore"):
                 stats[start:start + c] = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
-    with np.errstate(invalid="ignore"), __import__("warnings").catch_warnings():
-        __import__("warnings").simplefilter("ignore", RuntimeWarning)  # all-NaN column: nothing ever found
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN column: nothing was ever found
         lo, hi = np.nanpercentile(stats, [100 * alpha / 2, 100 * (1 - alpha / 2)], axis=0)
     return (lo[0], hi[0]) if one else (lo, hi)
 
@@ -248,26 +231,23 @@ def cold_anime_ids(ratings: pd.DataFrame, catalog_ids, fraction: float = 0.15, s
     return np.sort(rated[_rng(seed, _STREAM_COLD).permutation(len(rated))[:n_cold]])
 
 
-def write_anime_ids(ids, path: str | Path, header: str = "") -> Path:
-    """One MAL_ID per line (``#`` lines are comments), atomically."""
-    lines = [f"# {line}" for line in header.splitlines()] + [str(int(i)) for i in ids]
-    return write_text("\n".join(lines) + "\n", path)
+def check_pairs_exclude(pair_files: list[str], cold_ids: np.ndarray) -> dict:
+    """How many pairs of each training pairs file contain a cold anime (0 = a clean cold start).
 
-
-def read_anime_ids(path: str | Path) -> np.ndarray:
-    """Read a file of MAL_IDs written by :func:`write_anime_ids` (one per line, ``#`` comments)."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise AnirecError(f"{path}: anime id list not found. Write it with `anirec cold-anime --out {path}`.")
-    ids = []
-    for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        if not line.isdigit():
-            raise AnirecError(f"{path}, line {no}: {line!r} is not a MAL_ID (one integer per line).")
-        ids.append(int(line))
-    return np.unique(np.asarray(ids, np.int64))
+    Fine-tuning sees an anime only through pairs that contain it, so this is the check that the
+    fine-tuned models never learnt from a cold anime; a non-zero count is warned about.
+    """
+    counts = {}
+    for f in pair_files:
+        if not Path(f).exists():
+            raise AnirecError(f"{f}: pairs file not found (listed under `pairs`, the files the fine-tuned models learnt from).")
+        frame = pd.read_parquet(f, columns=["anime_a", "anime_b"])
+        n = int(len(frame) - len(drop_anime(frame, cold_ids)))
+        counts[str(f)] = n
+        if n:
+            warn(f"{f}: {n:,} pairs contain a cold-start anime, so models fine-tuned on it have seen them. "
+                 "Make the pairs with `anirec pairs --exclude-anime cold_anime.txt` for a clean cold-start view.")
+    return counts
 
 
 def drop_anime(frame: pd.DataFrame, anime_ids) -> pd.DataFrame:
@@ -520,6 +500,7 @@ class EvalConfig:
     min_promoted: int = 2
     cold_fraction: float = 0.15
     cold_anime: str | None = None
+    pairs: list[str] = field(default_factory=list)  # pair files the fine-tuned models learnt from (cold-start check)
     bootstrap: int = 1000
     max_seq_length: int | None = None
     cache_dir: str | None = None
@@ -606,6 +587,8 @@ def load_config(path: str | Path) -> EvalConfig:
         where = f"{path}" + (f" line {line}" if line else f" [[models]] #{i}")
         models.append(ModelSpec(str(m.get("name") or model_name(m["model"])), str(m["model"]),
                                 m.get("max_seq_length"), bool(m.get("optional", False)), where))
+    if isinstance(raw.get("pairs"), str):
+        raw["pairs"] = [raw["pairs"]]
     try:
         cfg = EvalConfig(**raw, models=models, source=str(path))
     except TypeError as exc:
@@ -640,12 +623,14 @@ def check_models(models: list[ModelSpec]) -> list[ModelSpec]:
         if not missing:
             kept.append(m)
             continue
-        hint = (f"{m.where}: model {m.model!r} not found"
-                + (" (run `anirec finetune --out ...` first)" if _looks_like_path(m.model) else f" ({not_found_message(m.model)})"))
+        if _looks_like_path(m.model):
+            hint = f"{m.where}: model folder {m.model!r} not found (train it with `anirec finetune --out {m.model}` first)"
+        else:
+            hint = f"{m.where}: {not_found_message(m.model).rstrip('.')}"
         if m.optional:
             warn(hint + "; skipped (optional = true).")
             continue
-        raise AnirecError(hint + ". Fix the path, remove the entry, or mark it `optional = true`.")
+        raise AnirecError(hint + (". Fix it, remove the entry, or mark it `optional = true`." if m.where != "--models" else "."))
     return kept
 
 
@@ -685,10 +670,86 @@ def _method_list(cfg: EvalConfig) -> list[dict]:
     return out
 
 
-def run_evaluation(cfg: EvalConfig, echo=print) -> EvalOutcome:
-    """Load data, build the protocols, run every method through them, write the outputs."""
+@dataclass
+class Inputs:
+    """The data every protocol is built from, plus what meta.json records about it."""
+
+    catalog: pd.DataFrame
+    split: pd.DataFrame | None  # split rows on catalog anime, with ``item``
+    opinions: pd.DataFrame | None  # all ratings on catalog anime as opinions (passives kept), with ``item``
+    meta: dict
+
+
+def load_inputs(cfg: EvalConfig, protocols: list[str], echo=print) -> Inputs:
+    """Catalog, split (reference protocol) and ratings (holdout/coldstart), mapped to catalog rows."""
+    from .data import load_ratings
     from .labels import load_split, ratings_fingerprint, to_opinions
 
+    catalog, catalog_file_hash = _load_catalog(cfg.catalog)
+    catalog_ids = catalog["MAL_ID"].to_numpy(np.int64)
+    meta: dict = {"catalog": {"path": cfg.catalog, "rows": len(catalog), "file_hash": catalog_file_hash,
+                              "description_hash": hash_strings(catalog["description"].astype(str)),
+                              "id_hash": hash_strings(catalog_ids)}}
+    split = None
+    if "reference" in protocols:
+        split_df, split_meta = load_split(cfg.split)
+        split, dropped = _with_items(split_df, catalog_ids)
+        meta["split"] = {"path": cfg.split, "file_hash": hash_file(cfg.split), "rows": int(len(split_df)),
+                         "rows_not_in_catalog": dropped, "meta": split_meta}
+    opinions = None
+    if "holdout" in protocols or "coldstart" in protocols:
+        if cfg.ratings:
+            ratings = load_ratings(cfg.ratings)
+            meta["ratings"] = {"path": cfg.ratings, "file_hash": _ratings_file_hash(cfg.ratings),
+                               "fingerprint": ratings_fingerprint(ratings), "rows": int(len(ratings))}
+            made_from = meta.get("split", {}).get("meta", {}).get("ratings_hash")
+            if made_from not in (None, meta["ratings"]["fingerprint"]):
+                warn(f"{cfg.split} was made from other ratings than {cfg.ratings} (fingerprints differ).")
+            op = to_opinions(ratings.drop_duplicates(["user_id", "anime_id"], keep="last"), keep_passives=True)
+        elif cfg.split:
+            op = load_split(cfg.split)[0]
+            echo("note: no ratings given: the holdout/coldstart protocols use the split's rows (passives dropped).")
+            meta["ratings"] = {"path": None, "from_split": cfg.split}
+        else:
+            raise AnirecError("the holdout/coldstart protocols need ratings: pass --ratings (or --split).")
+        opinions, dropped = _with_items(op[["user_id", "anime_id", "opinion"]], catalog_ids)
+        meta["ratings"].update(rows_not_in_catalog=dropped, rows_used=int(len(opinions)))
+    return Inputs(catalog, split, opinions, meta)
+
+
+def build_tasks(cfg: EvalConfig, protocols: list[str], data: Inputs) -> tuple[list[Task], np.ndarray | None]:
+    """The protocols' tasks (and the cold anime ids when there is a cold-start view)."""
+    catalog_ids = data.catalog["MAL_ID"].to_numpy(np.int64)
+    n_items = len(catalog_ids)
+    tasks, cold_ids = [], None
+    if "reference" in protocols:
+        tasks.append(reference_task(data.split, n_items, cfg.k))
+    if "holdout" in protocols:
+        tasks.append(holdout_task(data.opinions, n_items, cfg.ks, cfg.holdout_fraction, cfg.min_promoted, cfg.seed))
+    if "coldstart" in protocols:
+        if cfg.cold_anime:
+            cold_ids = read_anime_ids(cfg.cold_anime)
+        else:
+            cold_ids = cold_anime_ids(data.opinions, catalog_ids, cfg.cold_fraction, cfg.seed)
+        cold_items = items_of(catalog_ids, cold_ids)
+        cold_items = cold_items[cold_items >= 0]
+        if len(cold_items) == 0:
+            raise AnirecError(f"{cfg.cold_anime or 'cold anime'}: none of the cold anime is in the catalog.")
+        tasks.append(coldstart_task(data.opinions, n_items, cold_items, cfg.ks))
+        data.meta["cold_anime"] = {
+            "count": int(len(cold_ids)), "in_catalog": int(len(cold_items)), "hash": hash_strings(cold_ids),
+            "file": cfg.cold_anime, "fraction": None if cfg.cold_anime else cfg.cold_fraction,
+            "pairs_with_cold_anime": check_pairs_exclude(cfg.pairs, cold_ids),
+        }
+    for task in tasks:
+        if len(task.users) == 0:
+            raise AnirecError(f"{task.protocol} protocol: no user qualifies ({json.dumps(task.info)}). "
+                              "Pass more ratings or lower min_promoted.")
+    return tasks, cold_ids
+
+
+def run_evaluation(cfg: EvalConfig, echo=print) -> EvalOutcome:
+    """Load data, build the protocols, run every method through them, write the outputs."""
     t_start = time.perf_counter()
     cfg.check()
     cfg.models = check_models(cfg.models)
@@ -698,80 +759,10 @@ def run_evaluation(cfg: EvalConfig, echo=print) -> EvalOutcome:
         protocols.remove("reference")
     if not protocols:
         raise AnirecError("nothing to evaluate: no protocol left (the reference protocol needs --split).")
-    out = Path(cfg.out)
-    timings: dict = {}
-    meta_data: dict = {}
-
-    t = time.perf_counter()
-    catalog, catalog_file_hash = _load_catalog(cfg.catalog)
-    catalog_ids = catalog["MAL_ID"].to_numpy(np.int64)
-    descriptions = catalog["description"].astype(str).tolist()
-    n_items = len(catalog)
-    meta_data["catalog"] = {"path": cfg.catalog, "rows": n_items, "file_hash": catalog_file_hash,
-                            "description_hash": hash_strings(descriptions), "id_hash": hash_strings(catalog_ids)}
-
-    split = None
-    if "reference" in protocols:
-        split_df, split_meta = load_split(cfg.split)
-        split, dropped = _with_items(split_df, catalog_ids)
-        meta_data["split"] = {"path": cfg.split, "file_hash": hash_file(cfg.split), "rows": int(len(split_df)),
-                              "rows_not_in_catalog": dropped, "meta": split_meta}
-
-    opinions = None
-    if "holdout" in protocols or "coldstart" in protocols:
-        if cfg.ratings:
-            from .data import load_ratings
-
-            ratings = load_ratings(cfg.ratings)
-            ratings = ratings.drop_duplicates(["user_id", "anime_id"], keep="last")
-            op = to_opinions(ratings, keep_passives=True)
-            meta_data["ratings"] = {"path": cfg.ratings, "file_hash": _ratings_file_hash(cfg.ratings),
-                                    "fingerprint": ratings_fingerprint(ratings), "rows": int(len(ratings))}
-            if split is not None and meta_data["split"]["meta"].get("ratings_hash") not in (None, meta_data["ratings"]["fingerprint"]):
-                warn(f"{cfg.split} was made from other ratings than {cfg.ratings} (fingerprints differ).")
-        elif cfg.split:
-            split_df, _ = load_split(cfg.split)
-            op = split_df[["user_id", "anime_id", "rating", "opinion"]]
-            echo("note: no ratings given: the holdout/coldstart protocols use the split's rows (passives dropped).")
-            meta_data["ratings"] = {"path": None, "from_split": cfg.split}
-        else:
-            raise AnirecError("the holdout/coldstart protocols need ratings: pass --ratings (or --split).")
-        opinions, dropped = _with_items(op, catalog_ids)
-        meta_data["ratings"]["rows_not_in_catalog"] = dropped
-        meta_data["ratings"]["rows_used"] = int(len(opinions))
-    timings["load"] = time.perf_counter() - t
-
-    tasks: list[Task] = []
-    cold_ids = None
-    if split is not None:
-        tasks.append(reference_task(split, n_items, cfg.k))
-    if "holdout" in protocols:
-        tasks.append(holdout_task(opinions, n_items, cfg.ks, cfg.holdout_fraction, cfg.min_promoted, cfg.seed))
-    if "coldstart" in protocols:
-        if cfg.cold_anime:
-            cold_ids = read_anime_ids(cfg.cold_anime)
-        else:
-            cold_ids = cold_anime_ids(opinions, catalog_ids, cfg.cold_fraction, cfg.seed)
-        cold_items = items_of(catalog_ids, cold_ids)
-        cold_items = cold_items[cold_items >= 0]
-        if len(cold_items) == 0:
-            raise AnirecError(f"{cfg.cold_anime or 'cold anime'}: none of the cold anime is in the catalog.")
-        tasks.append(coldstart_task(opinions, n_items, cold_items, cfg.ks))
-        cold_meta = {"count": int(len(cold_ids)), "in_catalog": int(len(cold_items)), "hash": hash_strings(cold_ids),
-                     "file": cfg.cold_anime, "fraction": None if cfg.cold_anime else cfg.cold_fraction}
-        if split is not None:
-            train_ids = split.loc[(split["split"].astype(str) == "train").to_numpy(), "anime_id"].to_numpy(np.int64)
-            leaked = int(np.isin(cold_ids, train_ids).sum())
-            cold_meta["in_split_train"] = leaked
-            if leaked:
-                warn(f"{leaked} cold anime have ratings in the train part of {cfg.split}: pair labels (and so "
-                     "fine-tuned models) may have seen them. Make the split with `anirec pairs` excluding "
-                     "cold_anime.txt for a clean cold-start view of fine-tuned models.")
-        meta_data["cold_anime"] = cold_meta
+    data = load_inputs(cfg, protocols, echo)
+    tasks, cold_ids = build_tasks(cfg, protocols, data)
+    timings = {"load": time.perf_counter() - t_start}
     for task in tasks:
-        if len(task.users) == 0:
-            raise AnirecError(f"{task.protocol} protocol: no user qualifies ({json.dumps(task.info)}). "
-                              "Pass more ratings or lower min_promoted.")
         echo(f"{task.protocol:<9} {len(task.users):>8,} users  " + ", ".join(f"{k} {v}" for k, v in task.info.items() if k != "users"))
 
     rows: list[dict] = []
@@ -782,11 +773,11 @@ def run_evaluation(cfg: EvalConfig, echo=print) -> EvalOutcome:
         item_rows = None
         if kind == "tfidf":
             t = time.perf_counter()
-            item_rows = tfidf_vectors(descriptions)
+            item_rows = tfidf_vectors(data.catalog["description"].astype(str).tolist())
             m_meta["seconds"]["fit"] = time.perf_counter() - t
             m_meta["vocabulary"] = int(item_rows.shape[1])
         elif kind == "embedder":
-            item_rows, info = _embed(catalog, method, cfg)
+            item_rows, info = _embed(data.catalog, method, cfg)
             m_meta.update(info)
         for task in tasks:
             t = time.perf_counter()
@@ -803,15 +794,16 @@ def run_evaluation(cfg: EvalConfig, echo=print) -> EvalOutcome:
     meta = {
         "anirec_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "config": {k: v for k, v in asdict(cfg).items()},
+        "config": asdict(cfg),
         "config_file_hash": hash_file(cfg.source) if cfg.source and Path(cfg.source).exists() else None,
         "seed": cfg.seed,
-        "data": meta_data,
+        "data": data.meta,
         "protocols": {t.protocol: t.info for t in tasks},
         "methods": methods_meta,
         "timings_s": timings,
         "versions": _versions(),
     }
+    out = Path(cfg.out)
     files = write_outputs(out, results, meta, cfg, cold_ids)
     echo(f"wrote {', '.join(str(f) for f in files)} in {timings['total']:.1f} s")
     return EvalOutcome(results, meta, out, files)
@@ -893,8 +885,9 @@ def results_markdown(results: pd.DataFrame, k: int, meta: dict | None = None) ->
         for m in methods:
             lines.append(f"| {m} | " + " | ".join(_cell(idx.get((protocol, m, c)), c) for c, _ in cols) + " |")
         lines.append("")
-    lines.append("Values are means over users with 95% bootstrap intervals [lo, hi] (users resampled); "
-                 "NPS = mean opinion (+1 promoter, 0 passive, -1 detractor) over found recommendations.")
+    boot = (meta or {}).get("config", {}).get("bootstrap", 1)
+    lines.append("Values are means over users" + (" with 95% bootstrap intervals [lo, hi] (users resampled)" if boot else "")
+                 + "; NPS = mean opinion (+1 promoter, 0 passive, -1 detractor) over found recommendations.")
     if meta:
         d = meta.get("data", {})
         bits = [f"seed {meta.get('seed')}", f"anirec {meta.get('anirec_version')}"]

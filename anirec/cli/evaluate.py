@@ -34,6 +34,7 @@ def evaluate(
     max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", help="Tokens per description for models without their own setting in the config."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Embedding cache folder (default: $ANIREC_CACHE, else ~/.cache/anirec/embeddings)."),
     bootstrap: Optional[int] = typer.Option(None, "--bootstrap", help="Bootstrap resamples for the confidence intervals (0: off) (default: 1000)."),
+    pairs: Optional[List[str]] = typer.Option(None, "--pairs", help="Pairs file(s) the fine-tuned models were trained on: checked to hold no cold-start anime."),
     cold_anime: Optional[Path] = typer.Option(None, "--cold-anime", help="Use this cold-start anime list (from `anirec cold-anime`) instead of drawing one."),
 ) -> None:
     """Compare embedders and baselines: reference NPS, leakage-free ranking metrics, cold start."""
@@ -62,6 +63,8 @@ def evaluate(
         cfg.cache_dir = str(cache_dir)
     if bootstrap is not None:
         cfg.bootstrap = bootstrap
+    if pairs is not None:
+        cfg.pairs = list(pairs)
     if cold_anime is not None:
         cfg.cold_anime = str(cold_anime)
     outcome = ev.run_evaluation(cfg, echo=typer.echo)

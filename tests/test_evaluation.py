@@ -1,0 +1,292 @@
+"""anirec.evaluation / anirec.baselines / `anirec evaluate`: metrics by hand, protocols, leakage, CLI."""
+
+from __future__ import annotations
+
+import json
+from math import log2
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from anirec import baselines as bl
+from anirec import evaluation as ev
+
+from helpers import expect_user_error, run_cli
+
+
+def csr(rows, cols, shape, values=1.0):
+    return ev.user_item_matrix(np.asarray(rows), np.asarray(cols), values, shape)
+
+
+# --------------------------------------------------------------------------- metrics by hand
+
+# 3 users, 6 items. user 0 relevant {1, 3}; user 1 {4} (list only half filled); user 2 {3} (never recommended)
+RECS = np.array([[0, 1, 2, 3], [4, 2, -1, -1], [5, 0, 1, 2]])
+RELEVANT = csr([0, 0, 1, 2], [1, 3, 4, 3], (3, 6))
+
+
+def test_hit_rate_precision_recall_by_hand():
+    assert ev.hit_rate_at_k(RECS, RELEVANT, 1).tolist() == [0, 1, 0]
+    assert ev.hit_rate_at_k(RECS, RELEVANT, 2).tolist() == [1, 1, 0]
+    assert ev.precision_at_k(RECS, RELEVANT, 2).tolist() == [0.5, 0.5, 0]
+    assert ev.precision_at_k(RECS, RELEVANT, 4).tolist() == [0.5, 0.25, 0]  # unfilled slots count as misses
+    assert ev.recall_at_k(RECS, RELEVANT, 2).tolist() == [0.5, 1, 0]
+    assert ev.recall_at_k(RECS, RELEVANT, 4).tolist() == [1, 1, 0]
+
+
+def test_ndcg_mrr_coverage_by_hand():
+    ndcg4 = ev.ndcg_at_k(RECS, RELEVANT, 4)
+    # user 0: hits at ranks 2 and 4 -> (1/log2 3 + 1/log2 5) / (1 + 1/log2 3)
+    assert ndcg4[0] == pytest.approx((1 / log2(3) + 1 / log2(5)) / (1 + 1 / log2(3)))
+    assert ndcg4[1] == pytest.approx(1.0) and ndcg4[2] == 0
+    assert ev.ndcg_at_k(RECS, RELEVANT, 2)[0] == pytest.approx((1 / log2(3)) / (1 + 1 / log2(3)))
+    assert ev.mrr_at_k(RECS, RELEVANT, 4).tolist() == [0.5, 1, 0]
+    assert ev.mrr_at_k(RECS, RELEVANT, 1).tolist() == [0, 1, 0]
+    assert ev.coverage_at_k(RECS, 2, 6) == pytest.approx(5 / 6)  # {0, 1, 2, 4, 5}; -1 is not an item
+    assert ev.coverage_at_k(RECS, 4, 6) == 1.0
+    assert ev.coverage_at_k(RECS, 1, 12) == pytest.approx(3 / 12)
+
+
+def test_nps_counts_passives_as_found():
+    rated = csr([0, 0, 1], [1, 2, 4], (3, 6), values=np.array([1, 0, -1], np.float32))  # a stored 0 = passive
+    sums, counts = ev.nps_at_k(RECS, rated, 4)
+    assert sums.tolist() == [1, -1, 0] and counts.tolist() == [2, 1, 0]
+
+
+# --------------------------------------------------------------------------- reference protocol
+
+
+def test_reference_protocol_tiny_case():
+    """2 scored users, 6 items, a hand-made neighbour table -> known lists, NPS and found count."""
+    rows = [  # user, anime, opinion, split
+        (1, 10, 1, "train"), (1, 11, 1, "train"), (1, 12, 1, "test"), (1, 13, -1, "test"),
+        (2, 14, 1, "train"), (2, 15, -1, "train"), (2, 10, 1, "test"), (2, 13, -1, "test"),
+        (3, 11, -1, "train"), (3, 12, 1, "test"),  # no promoter in train: not scored
+        (1, 99, 1, "test"),  # anime not in the catalog: dropped
+    ]
+    split = pd.DataFrame(rows, columns=["user_id", "anime_id", "opinion", "split"])
+    split, dropped = ev._with_items(split, np.arange(10, 16))
+    assert dropped == 1
+    task = ev.reference_task(split, n_items=6, k=2)
+    assert task.users.tolist() == [1, 2]
+    idx = np.array([[2, 3], [2, 5], [0, 1], [0, 1], [0, 1], [1, 2]])
+    val = np.array([[0.9, 0.9], [0.9, 0.5], [.5, .5], [.5, .5], [0.8, 0.7], [.5, .5]], np.float32)
+    recs, _ = ev.pool_for_users(task.promoted, idx, val, k=2, exclude=task.seen)
+    # user 1: item 2 pulled in twice; 3 and 5 once each, 3 with the higher similarity
+    assert recs.tolist() == [[2, 3], [0, 1]]
+    by = {r["metric"]: r for r in ev.score(task, recs, n_boot=200, seed=0)}
+    # found: user 1 -> item 2 (+1), item 3 (-1); user 2 -> item 0 (+1)
+    assert by["found@2"]["value"] == 3
+    assert by["nps@2"]["value"] == pytest.approx(1 / 3)
+    assert by["found_users@2"]["value"] == 1.0
+    assert by["nps_rank_0-2"]["value"] == pytest.approx(1 / 3)
+    assert by["coverage@2"]["value"] == pytest.approx(4 / 6)
+    assert by["nps@2"]["n_users"] == 2
+
+
+# --------------------------------------------------------------------------- bootstrap
+
+
+def test_bootstrap_contains_mean_and_is_seeded():
+    rng = np.random.default_rng(0)
+    x = rng.random((300, 3))
+    lo, hi = ev.bootstrap_ci(x, 500, seed=1)
+    assert np.all(lo <= x.mean(axis=0)) and np.all(x.mean(axis=0) <= hi) and np.all(hi - lo > 0)
+    lo2, hi2 = ev.bootstrap_ci(x, 500, seed=1)
+    assert np.array_equal(lo, lo2) and np.array_equal(hi, hi2)
+    lo3, _ = ev.bootstrap_ci(x, 500, seed=2)
+    assert not np.array_equal(lo, lo3)
+    num, den = rng.integers(-2, 3, 300).astype(float), rng.integers(0, 4, 300).astype(float)
+    rlo, rhi = ev.bootstrap_ci(num, 500, seed=1, denominators=den)
+    assert rlo <= num.sum() / den.sum() <= rhi
+    assert np.isnan(ev.bootstrap_ci(x[:, 0], 0)[0])  # 0 resamples: no interval
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def test_popular_and_random_skip_seen_items():
+    seen = csr([0, 0, 1], [0, 2, 5], (3, 6))
+    counts = np.array([5, 1, 9, 9, 0, 3])
+    rec = bl.popular_recommend(counts, seen, 3)
+    # popularity order 2, 3 (tie: lower index first), 0, 5, 1, 4
+    assert rec.tolist() == [[3, 5, 1], [2, 3, 0], [2, 3, 0]]
+    assert bl.popular_recommend(counts, seen, 2, candidates=np.array([1, 4, 5])).tolist() == [[5, 1], [1, 4], [5, 1]]
+    r1 = bl.random_recommend(6, seen, 4, seed=3)
+    assert np.array_equal(r1, bl.random_recommend(6, seen, 4, seed=3))
+    assert not bl.lookup(seen, r1)[0].any()
+    assert all(len(set(row)) == 4 for row in r1.tolist())
+    assert bl.random_recommend(6, seen, 5, seed=3)[0].tolist().count(-1) == 1  # only 4 unseen items left
+
+
+def test_neighbour_tables():
+    v = np.array([[1, 0], [0.9, 0.1], [0, 1], [-1, 0]], np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    idx, _ = bl.dense_neighbors(v, 2, candidates=np.array([2, 3]))
+    assert idx.tolist() == [[2, 3], [2, 3], [3, -1], [2, -1]]  # only candidates, never itself
+    fit = csr([0, 0, 1, 2], [0, 1, 0, 3], (3, 4))  # users x items: item 2 unrated; item 3 shares no rater
+    sidx, sval = bl.sparse_neighbors(bl.itemknn_vectors(fit), 3)
+    assert sidx[2].tolist() == [-1, -1, -1] and (sval[2] == 0).all()
+    assert sidx[0].tolist() == [1, -1, -1] and sidx[1].tolist() == [0, -1, -1] and sidx[3].tolist() == [-1, -1, -1]
+    assert sval[0, 0] == pytest.approx(1 / np.sqrt(2))
+
+
+def test_tfidf_finds_the_same_words():
+    docs = ["a mecha pilot fights giant robots", "giant robots and a mecha pilot", "a cooking club bakes bread",
+            "the club bakes cakes"]
+    idx, _ = bl.sparse_neighbors(bl.tfidf_vectors(docs), 1)
+    assert idx[:, 0].tolist() == [1, 0, 3, 2]
+
+
+# --------------------------------------------------------------------------- holdout and cold start
+
+
+def _opinions(n_users=40, n_items=30, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = [(u, i, int(rng.choice([-1, 0, 1]))) for u in range(n_users) for i in rng.choice(n_items, 12, replace=False)]
+    return pd.DataFrame(rows, columns=["user_id", "item", "opinion"])
+
+
+def test_holdout_quota_and_no_leak():
+    ops = _opinions().sort_values(["user_id", "item"]).reset_index(drop=True)
+    held = ev.holdout_mask(ops["user_id"].to_numpy(), ops["opinion"].to_numpy(), 0.25, 2, seed=5)
+    assert np.array_equal(held, ev.holdout_mask(ops["user_id"].to_numpy(), ops["opinion"].to_numpy(), 0.25, 2, seed=5))
+    prom = ops["opinion"].to_numpy() > 0
+    for u, g in ops.assign(held=held, prom=prom).groupby("user_id"):  # check per user, by hand
+        n_p = int(g.prom.sum())
+        want = 0 if n_p < 2 else min(max(1, int(np.floor(0.25 * n_p + 0.5))), n_p - 1)
+        assert int((g.held & g.prom).sum()) == want
+    task = ev.holdout_task(ops, 30, (5, 10), 0.25, 2, seed=5)
+    kept = ops[~held]
+    assert np.array_equal(bl.promoter_counts(task.fit), np.bincount(kept.loc[kept.opinion > 0, "item"], minlength=30))
+    assert task.fit.nnz == int((kept.opinion != 0).sum())
+    # a target is never among the user's inputs or seen items
+    assert task.seen.multiply(task.relevant).nnz == 0 and task.promoted.multiply(task.relevant).nnz == 0
+    assert task.relevant.nnz == int((held & prom).sum()) and task.rated.nnz == int(held.sum())
+
+
+def test_cold_start_never_leaks(mal_dir, mal_catalog):
+    from anirec.data import load_ratings
+    from anirec.labels import to_opinions
+
+    catalog, _ = mal_catalog
+    ids = catalog["MAL_ID"].to_numpy()
+    ratings = load_ratings(mal_dir)
+    cold = ev.cold_anime_ids(ratings, ids, 0.15, seed=7)
+    assert np.array_equal(cold, ev.cold_anime_ids(ratings, ids, 0.15, seed=7))
+    rated = np.intersect1d(ratings["anime_id"], ids)
+    assert np.isin(cold, rated).all() and len(cold) == int(np.floor(0.15 * len(rated) + 0.5))
+
+    ops, _ = ev._with_items(to_opinions(ratings, keep_passives=True), ids)
+    cold_items = ev.items_of(ids, cold)
+    task = ev.coldstart_task(ops, len(ids), cold_items, (10,))
+    assert task.fit[:, cold_items].nnz == 0 and task.fit.nnz > 0  # CF/popularity never see a cold rating
+    assert task.promoted[:, cold_items].nnz == 0 and task.seen[:, cold_items].nnz == 0
+    warm = np.setdiff1d(np.arange(len(ids)), cold_items)
+    assert task.relevant[:, warm].nnz == 0 and task.relevant.nnz > 0
+    idx, _ = bl.sparse_neighbors(bl.itemknn_vectors(task.fit), 10)
+    assert (idx[cold_items] == -1).all() and not np.isin(idx, cold_items).any()
+    assert (ev.recommend("itemknn", task) == -1).all()
+    for kind, rows in [("popular", None), ("random", None), ("tfidf", bl.tfidf_vectors(catalog["description"].tolist()))]:
+        recs = ev.recommend(kind, task, rows, seed=1)
+        assert np.isin(recs[recs >= 0], cold_items).all() and (recs >= 0).any()
+
+
+def test_drop_anime_and_pairs_check(tmp_path, capsys):
+    pairs = pd.DataFrame({"anime_a": [1, 2, 3], "anime_b": [4, 5, 6]})
+    assert ev.drop_anime(pairs, [5, 3]).to_dict("list") == {"anime_a": [1], "anime_b": [4]}
+    assert len(ev.drop_anime(pd.DataFrame({"anime_id": [1, 2, 2]}), [2])) == 1
+    pairs.to_parquet(tmp_path / "p.parquet")
+    assert ev.check_pairs_exclude([str(tmp_path / "p.parquet")], np.array([5, 3])) == {str(tmp_path / "p.parquet"): 2}
+    assert "2 pairs contain a cold-start anime" in capsys.readouterr().err
+    assert ev.check_pairs_exclude([str(tmp_path / "p.parquet")], np.array([7])) == {str(tmp_path / "p.parquet"): 0}
+
+
+# --------------------------------------------------------------------------- CLI end to end
+
+
+@pytest.fixture(scope="module")
+def eval_inputs(mal_dir, mal_catalog, tmp_path_factory):
+    """A small slice of the shared data: the 300 most rated catalog anime, 150 users, a saved split."""
+    from anirec.data import load_ratings
+    from anirec.labels import make_split, save_split
+
+    catalog, _ = mal_catalog
+    d = tmp_path_factory.mktemp("evaldata")
+    ratings = load_ratings(mal_dir)
+    ratings = ratings[ratings["anime_id"].isin(catalog["MAL_ID"])]
+    top = ratings["anime_id"].value_counts().index[:300]
+    users = np.sort(ratings["user_id"].unique())[:150]
+    ratings = ratings[ratings["anime_id"].isin(top) & ratings["user_id"].isin(users)].reset_index(drop=True)
+    ratings.to_parquet(d / "ratings.parquet", index=False)
+    catalog[catalog["MAL_ID"].isin(top)].reset_index(drop=True).to_parquet(d / "catalog.parquet", index=False)
+    info = make_split(ratings, quantile=0.5)
+    save_split(info.frame, d / "split.parquet", info.meta)
+    return d
+
+
+def expected_rows(methods, k=10, ks=(5, 10, 20)):
+    buckets = ["nps_rank_0-2", "nps_rank_3-6", "nps_rank_7+"]
+    ref = [f"nps@{k}", f"found@{k}", f"found_users@{k}", f"coverage@{k}"] + buckets
+    rank = [f"{m}@{x}" for x in ks for m in ("hit_rate", "precision", "recall", "ndcg", "mrr",
+                                              "nps", "found", "found_users", "coverage")] + buckets
+    return {(p, m, metric) for m in methods for p, ms in
+            [("reference", ref), ("holdout", rank), ("coldstart", rank)] for metric in ms}
+
+
+def test_evaluate_cli_end_to_end(eval_inputs, tiny_model_path, tmp_path, capsys):
+    d = eval_inputs
+    args = ["evaluate", "--catalog", d / "catalog.parquet", "--ratings", d / "ratings.parquet",
+            "--split", d / "split.parquet", "--models", f"tiny={tiny_model_path}", "-b", "all",
+            "--bootstrap", "50", "--cache-dir", tmp_path / "cache", "--seed", "3"]
+    code, out, err = run_cli(capsys, *args, "--out", tmp_path / "a")
+    assert code == 0, err
+    assert "holdout   tiny" in out and "| tfidf |" in out
+    names = {p.name for p in (tmp_path / "a").iterdir()}
+    assert {"results.csv", "results.md", "meta.json", "cold_anime.txt", "nps_by_rank.png",
+            "reference_nps_at_10.png", "holdout_hit_rate_at_10.png", "coldstart_hit_rate_at_10.png"} <= names
+    assert not [n for n in names if n.endswith(".tmp")]
+    res = pd.read_csv(tmp_path / "a" / "results.csv")
+    got = set(zip(res["protocol"], res["method"], res["metric"]))
+    assert got == expected_rows(["random", "popular", "tfidf", "itemknn", "tiny"])
+    assert len(res) == len(got)
+    ci = res.dropna(subset=["ci_lo"])
+    assert ((ci["ci_lo"] <= ci["value"] + 1e-9) & (ci["value"] <= ci["ci_hi"] + 1e-9)).all()
+    cold = res[(res.protocol == "coldstart") & (res.method == "itemknn") & (res.metric == "hit_rate@10")]
+    assert cold["value"].iloc[0] == 0  # CF cannot recommend an anime nobody rated
+    meta = json.loads((tmp_path / "a" / "meta.json").read_text())
+    assert meta["seed"] == 3 and len(meta["data"]["split"]["file_hash"]) == 64
+    assert len(meta["data"]["catalog"]["description_hash"]) == 64 and meta["methods"]["tiny"]["kind"] == "embedder"
+
+    # same seed, same results (embeddings now come from the cache)
+    code, _, err = run_cli(capsys, *args, "--out", tmp_path / "b")
+    assert code == 0, err
+    assert (tmp_path / "a" / "results.csv").read_bytes() == (tmp_path / "b" / "results.csv").read_bytes()
+
+    # `anirec cold-anime` writes the list evaluate drew with the same seed
+    code, _, err = run_cli(capsys, "cold-anime", "--catalog", d / "catalog.parquet", "--ratings",
+                           d / "ratings.parquet", "--seed", "3", "--out", tmp_path / "cold.txt")
+    assert code == 0, err
+    assert np.array_equal(ev.read_anime_ids(tmp_path / "cold.txt"), ev.read_anime_ids(tmp_path / "a" / "cold_anime.txt"))
+
+
+def test_missing_model_names_the_config_line(eval_inputs, tmp_path, capsys):
+    d = eval_inputs
+    cfg = tmp_path / "x.toml"
+    cfg.write_text(f'catalog = "{d / "catalog.parquet"}"\nratings = "{d / "ratings.parquet"}"\nbaselines = ["popular"]\n'
+                   f'protocols = ["holdout"]\nbootstrap = 0\nout = "{tmp_path / "o"}"\n\n'
+                   '[[models]]\nname = "gone"\nmodel = "out/models/does-not-exist"\n')
+    err = expect_user_error(capsys, "evaluate", "--config", cfg)
+    assert f"{cfg} line 10" in err and "does-not-exist" in err and "optional = true" in err
+    cfg.write_text(cfg.read_text() + "optional = true\n")
+    code, _, err = run_cli(capsys, "evaluate", "--config", cfg)
+    assert code == 0 and "skipped" in err
+    assert set(pd.read_csv(tmp_path / "o" / "results.csv")["method"]) == {"popular"}
+
+
+def test_config_errors(tmp_path, capsys):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('catalog = "c.parquet"\nkk = 3\n')
+    assert "unknown key 'kk'" in expect_user_error(capsys, "evaluate", "--config", cfg)
+    assert "unknown baseline 'lightgcn'" in expect_user_error(capsys, "evaluate", "--catalog", "c.parquet", "-b", "lightgcn")
