@@ -15,10 +15,10 @@ most-popular rank directly. Three protocols score those arrays:
     promoters; the user's remaining ratings are the input (promoters pooled) and are never
     recommended. CF and popularity are fit on the remaining ratings only. Hit rate,
     precision, recall, NDCG and MRR at each k, catalog coverage, and the NPS of the
-    recommendations found among the held-out ratings. Caveat for *fine-tuned* models: their
-    pair labels were counted on the pairs split's train rows, which overlap these held-out
-    ratings (only as aggregates over >= 50 raters per pair, but still): the holdout is
-    leakage-free for what evaluation fits (CF, popularity), not for what fine-tuning saw.
+    recommendations found among the held-out ratings. When a split is given, its train rows
+    (the rows pair labels, hence fine-tuned models, were mined from) are never held out, so
+    the protocol is leakage-free for fine-tuned models too, not only for what evaluation
+    fits (CF, popularity).
 ``coldstart``  a seeded set of rated anime (``cold_fraction``) is treated as brand new:
     every rating of them is removed from the fitting data (CF, popularity, and the pair
     labels if `anirec pairs --exclude-anime` is given the same list). Users with a promoted
@@ -332,42 +332,52 @@ def reference_task(split: pd.DataFrame, n_items: int, k: int = 10) -> Task:
 
 
 def holdout_mask(user_id: np.ndarray, opinion: np.ndarray, fraction: float = 0.2, min_promoted: int = 2,
-                 seed: int = 42) -> np.ndarray:
+                 seed: int = 42, protected: np.ndarray | None = None) -> np.ndarray:
     """Which ratings are held out: per user with >= ``min_promoted`` promoters, round(fraction x n)
     of their promoters (at least 1, at most all but 1) and round(fraction x n) of their other
-    ratings, chosen at random (seeded). Rows must come in a fixed order (the caller sorts)."""
+    ratings, chosen at random (seeded). Rows must come in a fixed order (the caller sorts).
+
+    ``protected`` rows are never held out: the rows pair labels were mined from (the split's
+    train rows), so that no held-out rating ever reached a fine-tuned model. Users without an
+    unprotected promoter are not evaluated; quotas are capped by the unprotected rows."""
     if not 0.0 < fraction < 1.0:
         raise AnirecError(f"holdout fraction {fraction}: must be between 0 and 1 (e.g. 0.2).")
     if min_promoted < 2:
         raise AnirecError(f"min_promoted {min_promoted}: must be at least 2 (one to hold out, one to recommend from).")
     codes, _ = pd.factorize(np.asarray(user_id), sort=True)
     prom = np.asarray(opinion) > 0
+    free = np.ones(len(prom), bool) if protected is None else ~np.asarray(protected, bool)
     n_users = int(codes.max(initial=-1)) + 1
     n_prom = np.bincount(codes[prom], minlength=n_users)
     n_other = np.bincount(codes[~prom], minlength=n_users)
-    eligible = n_prom >= min_promoted
-    quota_prom = np.where(eligible, np.clip(np.floor(fraction * n_prom + 0.5), 1, n_prom - 1), 0)
-    quota_other = np.where(eligible, np.floor(fraction * n_other + 0.5), 0)
-    # rank of each row among its (user, promoter?) group, in a random order
+    n_prom_free = np.bincount(codes[prom & free], minlength=n_users)
+    n_other_free = np.bincount(codes[~prom & free], minlength=n_users)
+    eligible = (n_prom >= min_promoted) & (n_prom_free >= 1)
+    quota_prom = np.where(eligible, np.clip(np.floor(fraction * n_prom + 0.5), 1, np.minimum(n_prom - 1, n_prom_free)), 0)
+    quota_other = np.where(eligible, np.minimum(np.floor(fraction * n_other + 0.5), n_other_free), 0)
+    # rank of each row among its (user, promoter?) group, in a random order; protected rows last
     group = codes.astype(np.int64) * 2 + prom
-    order = np.lexsort((_rng(seed, _STREAM_HOLDOUT).random(len(group)), group))
+    key = _rng(seed, _STREAM_HOLDOUT).random(len(group)) + (~free) * 2.0
+    order = np.lexsort((key, group))
     g = group[order]
     rank = np.empty(len(g), np.int64)
     rank[order] = np.arange(len(g)) - np.searchsorted(g, g, side="left")
     quota = np.where(prom, quota_prom[codes], quota_other[codes])
-    return rank < quota
+    return (rank < quota) & free
 
 
 def holdout_task(opinions: pd.DataFrame, n_items: int, ks=(5, 10, 20), fraction: float = 0.2,
                  min_promoted: int = 2, seed: int = 42) -> Task:
     """The leakage-free protocol on opinions (columns user_id, item, opinion; passives kept)."""
     ops = opinions.sort_values(["user_id", "item"], kind="stable").reset_index(drop=True)
-    held = holdout_mask(ops["user_id"].to_numpy(), ops["opinion"].to_numpy(), fraction, min_promoted, seed)
+    protected = ops["protected"].to_numpy(bool) if "protected" in ops else None
+    held = holdout_mask(ops["user_id"].to_numpy(), ops["opinion"].to_numpy(), fraction, min_promoted, seed, protected)
     kept, out = ops[~held], ops[held]
     targets = out[out["opinion"].to_numpy() > 0]
     users = np.unique(targets["user_id"].to_numpy())
     kept_prom = kept[kept["opinion"].to_numpy() > 0]
     info = {"users": int(len(users)), "held_out_ratings": int(held.sum()), "targets": int(len(targets)),
+            "protected_ratings": int(protected.sum()) if protected is not None else 0,
             "fit_ratings": int(len(kept)), "fraction": fraction, "min_promoted": int(min_promoted),
             "neighbours_per_item": int(max(ks))}
     return Task(
@@ -646,6 +656,11 @@ def _load_catalog(source: str) -> tuple[pd.DataFrame, str | None]:
     return build_catalog(source).catalog.reset_index(drop=True), None
 
 
+def _row_keys(frame: pd.DataFrame) -> np.ndarray:
+    """One int64 per (user_id, anime_id) row, for set membership tests."""
+    return (frame["user_id"].to_numpy(np.int64) << 32) | frame["anime_id"].to_numpy(np.int64)
+
+
 def _with_items(frame: pd.DataFrame, catalog_ids: np.ndarray) -> tuple[pd.DataFrame, int]:
     items = items_of(catalog_ids, frame["anime_id"].to_numpy())
     ok = items >= 0
@@ -714,6 +729,12 @@ def load_inputs(cfg: EvalConfig, protocols: list[str], echo=print) -> Inputs:
             raise AnirecError("the holdout/coldstart protocols need ratings: pass --ratings (or --split).")
         opinions, dropped = _with_items(op[["user_id", "anime_id", "opinion"]], catalog_ids)
         meta["ratings"].update(rows_not_in_catalog=dropped, rows_used=int(len(opinions)))
+        if cfg.split:
+            # The rows pair labels were mined from may not be held out (see holdout_mask).
+            train = (split_df if split is not None else load_split(cfg.split)[0])
+            train = train[train["split"].astype(str).to_numpy() == "train"]
+            opinions["protected"] = np.isin(_row_keys(opinions), _row_keys(train))
+            meta["ratings"]["protected_rows"] = int(opinions["protected"].sum())
     return Inputs(catalog, split, opinions, meta)
 
 

@@ -57,38 +57,59 @@ def pool_for_users(
     val: np.ndarray,
     k: int = 10,
     exclude: sp.csr_matrix | None = None,
-    batch_size: int = 4096,
+    batch_size: int = 8192,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The reference pooling for many users at once.
 
     ``promoted`` is (users x items), non-zero where the user promoted the item; ``idx``/``val``
     the neighbour table (items x n_neighbours; the reference uses n_neighbours = k). Every
     promoted item "pulls in" its neighbours; candidates are ranked by how many promoted items
-    pulled them in, ties broken by mean similarity. ``exclude`` (users x items, non-zero =
-    already rated) and the promoted items themselves are never recommended.
+    pulled them in, ties broken by mean similarity, then by item index. ``exclude`` (users x
+    items, non-zero = already rated) and the promoted items themselves are never recommended.
+
+    Everything stays sparse: a user's candidates are at most (promoted x n_neighbours), far
+    fewer than the catalog, so 300k users never need a dense users x items array.
 
     Returns (users x k) item indices, -1 where a user has fewer than k candidates, and the
     matching vote counts.
     """
     n_users, n_items = promoted.shape
     links, sims = neighbor_matrix(idx, val, n_items)
+    # Similarities shifted to be > 0 so that the product has exactly the structure of the vote
+    # product (a cosine sum could cancel to an implicit zero).
+    shifted = links.copy()
+    shifted.data = sims.data + 2.0
     promoted = (promoted != 0).astype(np.float32).tocsr()
-    seen = promoted if exclude is None else ((promoted + (exclude != 0).astype(np.float32)) != 0).astype(np.float32).tocsr()
+    seen = promoted if exclude is None else ((promoted + (exclude != 0).astype(np.float32)) != 0).astype(np.float32)
+    seen = seen.tocsr()
+    seen.sort_indices()
     out_idx = np.full((n_users, k), -1, np.int64)
     out_votes = np.zeros((n_users, k), np.float32)
     for start in range(0, n_users, batch_size):
         stop = min(start + batch_size, n_users)
         p = promoted[start:stop]
-        votes = (p @ links).toarray()
-        simsum = (p @ sims).toarray()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean_sim = np.where(votes > 0, simsum / np.maximum(votes, 1), 0.0)
+        votes = (p @ links).tocsr()
+        simsum = (p @ shifted).tocsr()
+        votes.sort_indices()
+        simsum.sort_indices()
+        rows = np.repeat(np.arange(stop - start, dtype=np.int64), np.diff(votes.indptr))
+        cols = votes.indices.astype(np.int64)
+        v = votes.data
+        mean_sim = simsum.data / v - 2.0
         # votes are integers and cosine is in [-1, 1]: (mean_sim + 1) / 4 < 1 breaks ties only.
-        score = np.where(votes > 0, votes + (mean_sim + 1.0) / 4.0, -np.inf).astype(np.float32)
-        s = seen[start:stop].tocoo()
-        score[s.row, s.col] = -np.inf
-        top, top_val = top_k_rows(score, k)
-        valid = np.isfinite(top_val)
-        out_idx[start:stop] = np.where(valid, top, -1)
-        out_votes[start:stop] = np.where(valid, np.floor(top_val), 0)
+        score = v + (mean_sim + 1.0) / 4.0
+        # drop what the user has already seen (sorted (row, col) keys: one searchsorted)
+        s = seen[start:stop]
+        seen_keys = np.repeat(np.arange(stop - start, dtype=np.int64), np.diff(s.indptr)) * n_items + s.indices
+        keys = rows * n_items + cols
+        if len(seen_keys):
+            pos = np.minimum(np.searchsorted(seen_keys, keys), len(seen_keys) - 1)
+            keep = seen_keys[pos] != keys
+            rows, cols, score, v = rows[keep], cols[keep], score[keep], v[keep]
+        order = np.lexsort((cols, -score, rows))
+        r = rows[order]
+        rank = np.arange(len(r)) - np.searchsorted(r, r, side="left")
+        top = rank < k
+        out_idx[start + r[top], rank[top]] = cols[order][top]
+        out_votes[start + r[top], rank[top]] = v[order][top]
     return out_idx, out_votes

@@ -290,3 +290,24 @@ def test_config_errors(tmp_path, capsys):
     cfg.write_text('catalog = "c.parquet"\nkk = 3\n')
     assert "unknown key 'kk'" in expect_user_error(capsys, "evaluate", "--config", cfg)
     assert "unknown baseline 'lightgcn'" in expect_user_error(capsys, "evaluate", "--catalog", "c.parquet", "-b", "lightgcn")
+
+
+def test_holdout_never_holds_out_protected_rows():
+    """Rows pair labels were mined from (split train) never become held-out targets."""
+    rng = np.random.default_rng(3)
+    n = 400
+    ops = pd.DataFrame({"user_id": rng.integers(0, 20, n), "item": rng.integers(0, 50, n),
+                        "opinion": rng.choice([-1, 0, 1], n, p=[0.2, 0.3, 0.5])})
+    ops = ops.drop_duplicates(["user_id", "item"]).sort_values(["user_id", "item"]).reset_index(drop=True)
+    protected = rng.random(len(ops)) < 0.6
+    held = ev.holdout_mask(ops["user_id"].to_numpy(), ops["opinion"].to_numpy(), 0.3, 2, seed=1, protected=protected)
+    assert held.any()
+    assert not (held & protected).any()
+    unprotected = ev.holdout_mask(ops["user_id"].to_numpy(), ops["opinion"].to_numpy(), 0.3, 2, seed=1)
+    assert np.array_equal(unprotected, ev.holdout_mask(ops["user_id"].to_numpy(), ops["opinion"].to_numpy(), 0.3, 2,
+                                                       seed=1, protected=np.zeros(len(ops), bool)))
+    task = ev.holdout_task(ops.assign(protected=protected), 50, (5,), 0.3, 2, seed=1)
+    prot = ops[protected]
+    rel = task.relevant.tocoo()
+    held_pairs = set(zip(task.users[rel.row], rel.col))
+    assert not held_pairs & set(zip(prot["user_id"], prot["item"]))
