@@ -27,3 +27,14 @@ def expect_user_error(capsys, *args: str) -> str:
 
 
 __all__ = ["run_cli", "expect_user_error", "pytest"]
+
+
+def cli_exit_code(args) -> int:
+    """Run the CLI like a shell would (output left to capsys/capfd); return its exit code."""
+    from anirec.cli import main
+
+    try:
+        main([str(a) for a in args])
+    except SystemExit as exc:
+        return exc.code or 0
+    return 0

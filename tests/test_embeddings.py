@@ -7,17 +7,11 @@ import shutil
 import numpy as np
 import pytest
 
+from helpers import cli_exit_code as main
+
 from anirec import embeddings as E
-from anirec.cli import main as cli_main
 
 
-def main(args):
-    """Run the CLI like a shell would; return its exit code."""
-    try:
-        cli_main(args)
-    except SystemExit as exc:
-        return exc.code or 0
-    return 0
 
 
 @pytest.fixture(scope="module")

@@ -9,20 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import cli_exit_code as main
+
 from anirec import __version__
-from anirec.cli import main as cli_main
 from anirec.embeddings import Embeddings
 from anirec.errors import AnirecError
 from anirec.export import FORMATS, expectation, export_embeddings, load_export
 from anirec.io import hash_strings
 
 
-def main(args):
-    try:
-        cli_main(args)
-    except SystemExit as exc:
-        return exc.code or 0
-    return 0
 
 
 @pytest.fixture(scope="module")

@@ -8,18 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anirec.cli import main as cli_main
+from helpers import cli_exit_code as main
+
 from anirec.data import load_ratings
 from anirec.errors import AnirecError
 from anirec.recommend import Recommender, TitleIndex, franchise_stem
 
 
-def main(args):
-    try:
-        cli_main(args)
-    except SystemExit as exc:
-        return exc.code or 0
-    return 0
 
 
 def row_of(catalog, name):

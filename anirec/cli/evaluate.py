@@ -39,34 +39,21 @@ def evaluate(
 ) -> None:
     """Compare embedders and baselines: reference NPS, leakage-free ranking metrics, cold start."""
     cfg = ev.load_config(config) if config else ev.EvalConfig()
-    if catalog is not None:
-        cfg.catalog = catalog
-    if ratings is not None:
-        cfg.ratings = ratings
-    if split is not None:
-        cfg.split = split
-    if models is not None:
-        cfg.models = [ev.parse_model_arg(m) for m in models]
-    if baselines is not None:
-        cfg.baselines = _split_list(baselines, ev.BASELINES)
-    if protocols is not None:
-        cfg.protocols = _split_list(protocols, ev.PROTOCOLS)
-    if k is not None:
-        cfg.k = k
-    if out is not None:
-        cfg.out = str(out)
-    if seed is not None:
-        cfg.seed = seed
-    if max_seq_length is not None:
-        cfg.max_seq_length = max_seq_length
-    if cache_dir is not None:
-        cfg.cache_dir = str(cache_dir)
-    if bootstrap is not None:
-        cfg.bootstrap = bootstrap
-    if pairs is not None:
-        cfg.pairs = list(pairs)
-    if cold_anime is not None:
-        cfg.cold_anime = str(cold_anime)
+    # Flags override the config file; None means "not given".
+    overrides = {
+        "catalog": catalog, "ratings": ratings, "split": split, "k": k, "seed": seed,
+        "max_seq_length": max_seq_length, "bootstrap": bootstrap,
+        "out": str(out) if out is not None else None,
+        "cache_dir": str(cache_dir) if cache_dir is not None else None,
+        "cold_anime": str(cold_anime) if cold_anime is not None else None,
+        "pairs": list(pairs) if pairs is not None else None,
+        "models": [ev.parse_model_arg(m) for m in models] if models is not None else None,
+        "baselines": _split_list(baselines, ev.BASELINES) if baselines is not None else None,
+        "protocols": _split_list(protocols, ev.PROTOCOLS) if protocols is not None else None,
+    }
+    for name, value in overrides.items():
+        if value is not None:
+            setattr(cfg, name, value)
     outcome = ev.run_evaluation(cfg, echo=typer.echo)
     typer.echo("")
     typer.echo(ev.results_markdown(outcome.results, cfg.k, outcome.meta))
