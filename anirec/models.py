@@ -51,12 +51,20 @@ def load_model(name: str, max_seq_length: int | None = None, device: str | None 
     """Load a SentenceTransformer by name/path; errors name every place that was tried."""
     from sentence_transformers import SentenceTransformer
 
+    from transformers.utils import logging as hf_logging
+
     resolved = resolve_model(name)
+    # transformers 5 shows a "Loading weights" bar for every load: noise next to our own output.
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
     try:
         model = SentenceTransformer(resolved, device=device)
     except Exception as exc:  # OSError, ValueError, HF hub errors: all mean "not loadable"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise AnirecError(not_found_message(name, f"{type(exc).__name__}: {first[:200]}")) from None
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     if max_seq_length is not None:
         set_max_seq_length(model, max_seq_length, name)
     return model
