@@ -37,6 +37,7 @@ if [[ $step == finetune || $step == all ]]; then
       anirec finetune --config finetune/mpnet-384.toml "${common[@]}" --loss $loss --max-seq-length 256 \
         --max-train-pairs 320 --out out/models/mpnet-256-$loss --resume 2>&1 | tee out/logs/mpnet-256-$loss.log
   done
+  python finetune/results/collect.py out/models/{minilm,mpnet}-256-{cosine,cosent}
 fi
 
 if [[ $step == evaluate || $step == all ]]; then

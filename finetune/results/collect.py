@@ -1,0 +1,45 @@
+"""Copy each fine-tuned model's scores.json here and write the summary table (README.md).
+
+    python finetune/results/collect.py out/models/minilm-256-cosine out/models/...
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main(folders: list[str]) -> None:
+    rows = []
+    for folder in map(Path, folders):
+        scores = folder / "scores.json"
+        if not scores.exists():
+            print(f"skip {folder}: no scores.json (run not finished)")
+            continue
+        shutil.copyfile(scores, HERE / f"{folder.name}.json")
+        s = json.loads(scores.read_text())
+        p = s["params"]
+        rows.append(
+            f"| {folder.name} | {s['base']} | {s['loss_class']} | {s['max_seq_length']} "
+            f"| {s['data']['train_pairs_used']:,} / {s['data']['validation_pairs_used']:,} | {s['steps']} "
+            f"| {s['spearman_cosine']['before']:.4f} | {s['spearman_cosine']['after']:.4f} "
+            f"| {s['train_seconds']:,.0f} | {s['seconds_per_step']:.1f} | {p['lr']:g} |"
+        )
+    head = (
+        "# Fine-tuning results on ../shared/data/mal\n\n"
+        "Made by `bash eval/run_mal.sh finetune` on a 2-core CPU (no GPU); each row's full record\n"
+        "(every parameter, data hashes, loss history) is the JSON file of the same name.\n"
+        "Spearman = Spearman of cosine similarity vs pair label on the validation pairs.\n\n"
+        "| run | base | loss | max_seq_length | train / validation pairs | steps | Spearman before "
+        "| after | train s | s/step | lr |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    (HERE / "README.md").write_text(head + "\n".join(rows) + "\n")
+    print((HERE / "README.md").read_text())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
