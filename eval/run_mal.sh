@@ -30,9 +30,8 @@ if [[ $step == finetune || $step == all ]]; then
       anirec finetune --config finetune/minilm-256.toml "${common[@]}" --loss $loss \
         --out out/models/minilm-256-$loss --resume 2>&1 | tee out/logs/minilm-256-$loss.log
   done
-  # mpnet is ~10x slower on CPU: 320 training pairs (20 steps) at 256 tokens; the cosent run
-  # only when asked (MPNET_LOSSES="cosine cosent"), it did not fit the CPU budget here.
-  for loss in ${MPNET_LOSSES:-cosine}; do
+  # mpnet is ~4-5x slower per step on CPU: 320 training pairs (20 steps) at 256 tokens.
+  for loss in ${MPNET_LOSSES:-cosine cosent}; do
     [[ -f out/models/mpnet-256-$loss/scores.json ]] || \
       anirec finetune --config finetune/mpnet-384.toml "${common[@]}" --loss $loss --max-seq-length 256 \
         --max-train-pairs 320 --out out/models/mpnet-256-$loss --resume 2>&1 | tee out/logs/mpnet-256-$loss.log
