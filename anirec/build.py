@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import load_catalog, load_ratings, ratings_coverage
+from .data import load_catalog, load_ratings, ratings_coverage, read_catalog
 from .descriptions import (
     TRUNCATION_LIMITS,
     build_descriptions,
@@ -48,6 +48,14 @@ def build_catalog(data: str | Path, out: str | Path | None = None, skip_unknown:
     if out is not None:
         write_parquet(catalog, out)
     return BuildResult(catalog, loaded.source, Path(out) if out else None, loaded.rows_read, loaded.duplicates_dropped, dropped)
+
+
+def open_catalog(source: str | Path) -> pd.DataFrame:
+    """A catalog parquet written by `anirec build`, or any raw source built in memory (not written)."""
+    path = Path(source).expanduser()
+    if path.suffix == ".parquet":
+        return read_catalog(path)
+    return build_catalog(source).catalog
 
 
 def format_build_summary(r: BuildResult) -> str:

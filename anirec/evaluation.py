@@ -645,15 +645,13 @@ def check_models(models: list[ModelSpec]) -> list[ModelSpec]:
 
 
 def _load_catalog(source: str) -> tuple[pd.DataFrame, str | None]:
-    """A catalog parquet from `anirec build`, or a raw Kaggle folder/CSV built in memory."""
-    from .data import read_catalog
+    """A catalog parquet from `anirec build`, or a raw Kaggle folder/CSV built in memory, and
+    the parquet file's hash (None for a raw source)."""
+    from .build import open_catalog
 
     p = Path(source).expanduser()
-    if p.suffix == ".parquet":
-        return read_catalog(p), hash_file(p) if p.exists() else None
-    from .build import build_catalog
-
-    return build_catalog(source).catalog.reset_index(drop=True), None
+    catalog = open_catalog(source).reset_index(drop=True)
+    return catalog, hash_file(p) if p.suffix == ".parquet" else None
 
 
 def _row_keys(frame: pd.DataFrame) -> np.ndarray:

@@ -11,16 +11,16 @@ import typer
 
 from . import app
 from .. import labels
-from ..data import load_catalog, load_ratings, read_anime_ids, read_catalog, ratings_coverage
+from ..build import open_catalog
+from ..data import load_ratings, read_anime_ids, ratings_coverage
 from ..errors import AnirecError, warn
 from ..io import atomic_path
 
 
 def _catalog_ids(path: str) -> np.ndarray:
-    """MAL_IDs of a catalog parquet from `anirec build` (or of a raw catalog folder/file)."""
-    p = Path(path).expanduser()
-    frame = read_catalog(p) if p.suffix == ".parquet" else load_catalog(path).frame
-    return frame["MAL_ID"].to_numpy(np.int64)
+    """MAL_IDs of a catalog parquet from `anirec build` (or of a raw catalog built in memory:
+    the same anime, those with a synopsis, that fine-tuning can describe)."""
+    return open_catalog(path)["MAL_ID"].to_numpy(np.int64)
 
 
 def _write_pairs(pairs, dest: Path, meta: dict) -> None:
