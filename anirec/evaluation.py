@@ -55,7 +55,7 @@ from .baselines import (
 )
 from .data import read_anime_ids, write_anime_ids  # noqa: F401  (re-exported: the cold-start list helpers)
 from .errors import AnirecError, warn
-from .index import pool_for_users
+from .index import pool_for_users, rows_of_ids
 from .io import atomic_path, hash_file, hash_strings, write_text
 
 PROTOCOLS = ("reference", "holdout", "coldstart")
@@ -293,12 +293,7 @@ class Task:
 
 def items_of(catalog_ids, anime_ids) -> np.ndarray:
     """Catalog row of each anime id, -1 for anime the catalog lacks."""
-    catalog_ids = np.asarray(catalog_ids, np.int64)
-    anime_ids = np.asarray(anime_ids, np.int64)
-    order = np.argsort(catalog_ids, kind="stable")
-    sorted_ids = catalog_ids[order]
-    pos = np.minimum(np.searchsorted(sorted_ids, anime_ids), len(sorted_ids) - 1)
-    return np.where(sorted_ids[pos] == anime_ids, order[pos], -1)
+    return rows_of_ids(catalog_ids, anime_ids)
 
 
 def _fit_matrix(frame: pd.DataFrame, n_items: int) -> sp.csr_matrix:

@@ -11,6 +11,20 @@ import numpy as np
 import scipy.sparse as sp
 
 
+def rows_of_ids(catalog_ids: np.ndarray, ids, sorter: np.ndarray | None = None) -> np.ndarray:
+    """Catalog row of each id (MAL_ID), -1 for ids the catalog lacks; ``sorter`` =
+    ``argsort(catalog_ids)`` when the caller keeps one for repeated lookups."""
+    catalog_ids = np.asarray(catalog_ids, np.int64)
+    ids = np.asarray(ids, np.int64)
+    if sorter is None:
+        sorter = np.argsort(catalog_ids, kind="stable")
+    if len(catalog_ids) == 0:
+        return np.full(ids.shape, -1, np.int64)
+    sorted_ids = catalog_ids[sorter]
+    pos = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+    return np.where(sorted_ids[pos] == ids, sorter[pos], -1)
+
+
 def top_k_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices and values of the ``k`` largest entries of each row, sorted descending."""
     k = min(k, scores.shape[1])

@@ -23,9 +23,9 @@ import scipy.sparse as sp
 from .data import read_catalog
 from .embeddings import Embeddings, load_or_embed, normalize
 from .errors import AnirecError
-from .index import pool_for_users, top_k_rows
+from .index import pool_for_users, rows_of_ids, top_k_rows
+from .labels import PROMOTER_MIN
 
-PROMOTER_MIN = 9  # MAL ratings 9-10 are "promoters" (METHOD.md section 2)
 FUZZY_MIN = 86  # rapidfuzz WRatio (0-100) a fuzzy title match must reach
 UNKNOWN = {"", "unknown", "nan", "none"}
 
@@ -250,10 +250,7 @@ class Recommender:
 
     def rows_of_ids(self, mal_ids) -> np.ndarray:
         """Catalog rows of MAL_IDs, -1 for ids not in the catalog."""
-        mal_ids = np.asarray(mal_ids, dtype=np.int64)
-        sorted_ids = self.ids[self._id_sorter]
-        pos = np.clip(np.searchsorted(sorted_ids, mal_ids), 0, len(sorted_ids) - 1)
-        return np.where(sorted_ids[pos] == mal_ids, self._id_sorter[pos], -1)
+        return rows_of_ids(self.ids, mal_ids, self._id_sorter)
 
     def match(self, title_or_id) -> TitleMatch:
         """A title (str) or a MAL_ID (int) -> its catalog row."""
