@@ -56,12 +56,14 @@ SPLIT_COLUMNS = ["user_id", "anime_id", "rating", "opinion", "split"]
 PAIR_COLUMNS = ["anime_a", "anime_b", "label", "both_promote", "disagree", "co_raters", "support", "split"]
 META_KEY = b"anirec"
 LABELS = ("agreement", "jaccard")
+PROMOTER_MIN = 9  # MAL ratings 9-10 are promoters, 7-8 passives, 1-6 detractors (METHOD.md section 2)
+PASSIVE_MIN = 7
 
 
 # --------------------------------------------------------------------------- opinions and split
 
 
-def to_opinions(ratings: pd.DataFrame, promoter_min: int = 9, passive_min: int = 7, keep_passives: bool = False) -> pd.DataFrame:
+def to_opinions(ratings: pd.DataFrame, promoter_min: int = PROMOTER_MIN, passive_min: int = PASSIVE_MIN, keep_passives: bool = False) -> pd.DataFrame:
     """Add ``opinion`` (+1 promoter, 0 passive, -1 detractor) and drop passives unless asked not to."""
     if not 1 <= passive_min <= promoter_min <= 10:
         raise AnirecError(
@@ -439,8 +441,8 @@ class SplitInfo:
 
 def make_split(
     ratings: pd.DataFrame,
-    promoter_min: int = 9,
-    passive_min: int = 7,
+    promoter_min: int = PROMOTER_MIN,
+    passive_min: int = PASSIVE_MIN,
     quantile: float | None = 0.9,
     min_count: int | None = None,
     test_size: float = 0.1,

@@ -89,7 +89,7 @@ def pairs(
         if ignored:
             warn(f"{', '.join(ignored)} ignored: the split in {split} was made with {json.dumps(used)}.")
     else:
-        defaults = {"promoter_min": 9, "passive_min": 7, "quantile": 0.9, "min_count": None, "test_size": 0.1}
+        defaults = {"promoter_min": labels.PROMOTER_MIN, "passive_min": labels.PASSIVE_MIN, "quantile": 0.9, "min_count": None, "test_size": 0.1}
         args = {k: (defaults[k] if v is None else v) for k, v in split_args.items()}
         info = labels.make_split(table, seed=seed, **args)
 
