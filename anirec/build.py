@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import load_catalog, load_ratings, ratings_coverage, read_catalog
+from .data import load_catalog, load_ratings, ratings_coverage, ratings_label, read_catalog
 from .descriptions import (
     TRUNCATION_LIMITS,
     build_descriptions,
@@ -99,7 +99,7 @@ def format_token_stats(stats: dict, name: str) -> str:
 def ratings_report(ratings_source: str | Path, catalog: pd.DataFrame) -> dict:
     """Validate a ratings source and count what falls outside the catalog (normal: reported, not fatal)."""
     ratings = load_ratings(ratings_source)
-    return {"source": str(ratings_source), **ratings_coverage(ratings, catalog["MAL_ID"].to_numpy())}
+    return {"source": ratings_label(ratings_source), **ratings_coverage(ratings, catalog["MAL_ID"].to_numpy())}
 
 
 def format_coverage(c: dict) -> str:

@@ -235,8 +235,38 @@ def _check_rating_range(values: np.ndarray, where: str) -> None:
         )
 
 
-def load_ratings(source: str | Path) -> pd.DataFrame:
-    """Load ratings as ``user_id`` int32, ``anime_id`` int32, ``rating`` int8 (1-10), no Python row loop."""
+def load_ratings(sources) -> pd.DataFrame:
+    """Load ratings as ``user_id`` int32, ``anime_id`` int32, ``rating`` int8 (1-10), no Python row loop.
+
+    ``sources`` is one source (a file, a folder holding rating_complete.csv, a parquet file, an
+    HF id) or a list of them (``--ratings`` repeated): the sets are stacked. Their users must
+    not overlap, since the same user_id in two sets would silently merge two people.
+    """
+    if isinstance(sources, (str, Path)):
+        return _load_ratings_source(sources)
+    sources = [str(s) for s in sources]
+    if not sources:
+        raise AnirecError("no ratings given: pass --ratings FILE (repeatable).")
+    frames = [_load_ratings_source(s) for s in sources]
+    if len(frames) == 1:
+        return frames[0]
+    users = [np.unique(f["user_id"].to_numpy()) for f in frames]
+    for i in range(len(frames)):
+        for j in range(i + 1, len(frames)):
+            both = np.intersect1d(users[i], users[j], assume_unique=True)
+            if len(both):
+                raise AnirecError(
+                    f"--ratings {sources[i]} and {sources[j]} share {len(both):,} user_id(s) (e.g. {int(both[0])}): "
+                    "stacking them would merge different people. Renumber one set's users or pass one set.")
+    return pd.concat(frames, ignore_index=True)
+
+
+def ratings_label(sources) -> str:
+    """How a ratings source (or list of them) is named in messages and metadata."""
+    return str(sources) if isinstance(sources, (str, Path)) else " + ".join(map(str, sources))
+
+
+def _load_ratings_source(source: str | Path) -> pd.DataFrame:
     source = str(source)
     path = Path(source).expanduser()
     if path.is_dir() and (path / RATINGS_FILE).exists():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -18,7 +18,7 @@ def build(
     skip_unknown: bool = typer.Option(False, "--skip-unknown", help="Leave out a sentence whose field is Unknown/missing instead of writing 'It premiered in Unknown.'"),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Model name or path: also print token-length percentiles and the share that 128/256/384/512 tokens would truncate."),
     histogram: Optional[Path] = typer.Option(None, "--histogram", help="With --tokenizer: save a token-length histogram PNG here."),
-    ratings: Optional[str] = typer.Option(None, "--ratings", help="Also validate a ratings file (CSV/parquet/folder/HF id) and report how many ratings fall outside the catalog."),
+    ratings: Optional[List[str]] = typer.Option(None, "--ratings", help="Also validate a ratings file (CSV/parquet/folder/HF id; repeatable) and report how many ratings fall outside the catalog."),
 ) -> None:
     """Build the catalog: one reference-template description per anime with a synopsis."""
     if histogram and not tokenizer:

@@ -62,15 +62,15 @@ def evaluate(
 @app.command("cold-anime")
 def cold_anime_cmd(
     catalog: str = typer.Option(..., "--catalog", help="Catalog parquet from `anirec build` (or a Kaggle folder)."),
-    ratings: str = typer.Option(..., "--ratings", help="The ratings the evaluation will use."),
+    ratings: List[str] = typer.Option(..., "--ratings", help="The ratings the evaluation will use (repeatable)."),
     out: Path = typer.Option(Path("cold_anime.txt"), "--out", help="Text file: one MAL_ID per line."),
     fraction: float = typer.Option(0.15, "--fraction", help="Share of the rated catalog anime to hold out as cold."),
     seed: int = typer.Option(42, "--seed", help="Same seed as `anirec evaluate --seed` gives the same list."),
 ) -> None:
     """Write the cold-start anime list, so pairs/fine-tuning can leave those anime out."""
-    from ..data import load_ratings
+    from ..data import load_ratings, ratings_label
 
     cat, _ = ev._load_catalog(catalog)
     ids = ev.cold_anime_ids(load_ratings(ratings), cat["MAL_ID"].to_numpy(), fraction, seed)
-    ev.write_anime_ids(ids, out, f"anirec cold-start anime: fraction {fraction}, seed {seed}, ratings {ratings}")
+    ev.write_anime_ids(ids, out, f"anirec cold-start anime: fraction {fraction}, seed {seed}, ratings {ratings_label(ratings)}")
     typer.echo(f"{len(ids):,} cold anime -> {out}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import numpy as np
 import typer
@@ -12,7 +12,7 @@ import typer
 from . import app
 from .. import labels
 from ..build import open_catalog
-from ..data import load_ratings, read_anime_ids, ratings_coverage
+from ..data import load_ratings, ratings_label, read_anime_ids, ratings_coverage
 from ..errors import AnirecError, warn
 from ..io import atomic_path
 
@@ -35,7 +35,7 @@ def _write_pairs(pairs, dest: Path, meta: dict) -> None:
 
 @app.command()
 def pairs(
-    ratings: str = typer.Option(..., "--ratings", help="Ratings: rating_complete.csv, a parquet file, a folder holding it, or hf:OWNER/NAME."),
+    ratings: List[str] = typer.Option(..., "--ratings", help="Ratings: rating_complete.csv, a parquet file, a folder holding it, or hf:OWNER/NAME. Repeat to stack sets with disjoint users (e.g. the 2020 and 2016 MAL sets)."),
     catalog: str = typer.Option(..., "--catalog", help="Catalog parquet from `anirec build` (only pairs of catalog anime are usable)."),
     out: Path = typer.Option(Path("pairs.parquet"), "--out", help="Pairs parquet to write (atomically)."),
     label: str = typer.Option("agreement", "--label", help="agreement (the reference: share of both-promote vs disagree) or jaccard (promoter-set overlap)."),
@@ -78,7 +78,7 @@ def pairs(
     coverage = ratings_coverage(table, catalog_ids)
     if coverage["ratings_in_catalog"] == 0:
         raise AnirecError(
-            f"{ratings}: none of its {coverage['ratings']:,} ratings is on an anime of {catalog}. "
+            f"{ratings_label(ratings)}: none of its {coverage['ratings']:,} ratings is on an anime of {catalog}. "
             "Pass the catalog built from the same MAL data."
         )
 

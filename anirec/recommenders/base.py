@@ -1,0 +1,219 @@
+"""The one interface every recommender implements (after implicit's ``recommender_base.py``).
+
+Items are catalog rows (0 .. n_items-1). Users are rows of sparse (users x items) matrices:
+
+* ``fit(interactions, catalog)``: learn from the fitting users' opinions, a (users x items)
+  CSR with +1 (promoter, rated 9-10) and -1 (detractor, 1-6); passives carry no CF signal.
+  ``catalog`` is the catalog DataFrame (rows aligned with the items) for content methods.
+* ``recommend(user_items, k, exclude, candidates)``: for many users at once. ``user_items``
+  is what each user liked (non-zero = promoted); ``exclude`` what must never come back
+  (already rated; the liked items are always excluded); ``candidates`` the items that may
+  be recommended (None: all). Returns (users x k) item rows, -1 where a method has fewer
+  than k items to offer, and their scores.
+* ``similar_items(items, k, candidates)``: the k items most like each of ``items``.
+
+Most methods only define ``scores`` (a dense users x candidates block, -inf = cannot be
+recommended); the base class does batching, exclusion and a deterministic top-k (ties go to
+the lower item row) once, so every method is served the same way by `evaluate` and
+`recommend`. A fitted method saves its state as named arrays plus JSON parameters
+(``state``/``from_state``), which :mod:`anirec.fitted` writes to a folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..errors import AnirecError
+
+# Users scored per block: a block is (batch x n_items) float32, 4,096 x 17.5k = 287 MB at most.
+USER_BATCH = 2048
+
+
+def as_user_items(matrix, n_items: int, what: str = "user_items") -> sp.csr_matrix:
+    """A (users x n_items) float32 CSR, checked."""
+    m = sp.csr_matrix(matrix, dtype=np.float32)
+    if m.shape[1] != n_items:
+        raise AnirecError(f"{what} has {m.shape[1]} item columns; this recommender was fitted on {n_items} items.")
+    return m
+
+
+def top_k_ordered(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row the k best columns (finite scores only), best first, ties -> lower column.
+
+    -1 / -inf where a row has fewer than k finite scores. argpartition finds the k-th best
+    value; everything at least that good is then sorted by (-score, column), so the result
+    does not depend on how argpartition happened to order ties.
+    """
+    n, m = scores.shape
+    k_eff = min(k, m)
+    out_idx = np.full((n, k), -1, np.int64)
+    out_val = np.full((n, k), -np.inf, np.float32)
+    if n == 0 or k_eff == 0:
+        return out_idx, out_val
+    kth = -np.partition(-scores, k_eff - 1, axis=1)[:, k_eff - 1]
+    rows, cols = np.nonzero(scores >= kth[:, None])
+    vals = scores[rows, cols]
+    order = np.lexsort((cols, -vals, rows))
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    rank = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
+    keep = (rank < k_eff) & np.isfinite(vals)
+    out_idx[rows[keep], rank[keep]] = cols[keep]
+    out_val[rows[keep], rank[keep]] = vals[keep]
+    return out_idx, out_val
+
+
+@dataclass
+class Params:
+    """A method's parameters: a dataclass, so a config's keys are checked by name and type."""
+
+    @classmethod
+    def from_dict(cls, raw: dict, where: str) -> "Params":
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(raw) - set(known))
+        if unknown:
+            raise AnirecError(f"{where}: unknown parameter {unknown[0]!r} (known: {', '.join(known) or 'none'}).")
+        values = {}
+        for name, value in raw.items():
+            default = getattr(cls(), name) if _has_default(known[name]) else None
+            values[name] = _coerce(value, default, f"{where}: {name}")
+        obj = cls(**values)
+        obj.check(where)
+        return obj
+
+    def check(self, where: str) -> None:
+        """Range checks; raise AnirecError naming ``where``."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _has_default(f) -> bool:
+    from dataclasses import MISSING
+
+    return f.default is not MISSING or f.default_factory is not MISSING
+
+
+def _coerce(value, default, where: str):
+    """Check a config value against the type of the parameter's default."""
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise AnirecError(f"{where} = {value!r}: expected true or false.")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise AnirecError(f"{where} = {value!r}: expected a whole number.")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise AnirecError(f"{where} = {value!r}: expected a number.")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise AnirecError(f"{where} = {value!r}: expected a string.")
+        return value
+    return value
+
+
+class Recommender:
+    """Base class. Subclasses set ``name``, ``Params`` and implement ``fit`` and ``scores``
+    (or override ``recommend``), plus ``state``/``restore`` when their fit is worth saving."""
+
+    name: ClassVar[str] = ""
+    Params: ClassVar[type[Params]] = Params
+    # Whether the method reads the catalog's text (then the fitted folder records the catalog
+    # description hash and the model) or only ratings (then only the catalog ids matter).
+    uses_text: ClassVar[bool] = False
+
+    def __init__(self, params: Params | None = None, **context):
+        self.params = params if params is not None else self.Params()
+        self.context = context  # run-wide settings: seed, cache_dir, batch_size, progress
+        self.n_items: int = 0
+
+    # ---------------------------------------------------------------- to implement
+
+    def fit(self, interactions: sp.csr_matrix, catalog: pd.DataFrame) -> "Recommender":
+        raise NotImplementedError
+
+    def scores(self, user_items: sp.csr_matrix, candidates: np.ndarray) -> np.ndarray:
+        """(users x len(candidates)) float32 scores; -inf where an item cannot be recommended."""
+        raise NotImplementedError
+
+    def item_scores(self, items: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """(len(items) x len(candidates)) similarity of each item to each candidate. The default
+        treats each item as a user who liked only it."""
+        one_hot = sp.csr_matrix((np.ones(len(items), np.float32), (np.arange(len(items)), items)),
+                                shape=(len(items), self.n_items))
+        return self.scores(one_hot, candidates)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Named arrays that, with the parameters, restore the fitted method."""
+        raise AnirecError(f"method {self.name!r} cannot be saved to a folder.")
+
+    def restore(self, arrays: dict[str, np.ndarray], catalog: pd.DataFrame) -> "Recommender":
+        raise AnirecError(f"method {self.name!r} cannot be loaded from a folder.")
+
+    # ---------------------------------------------------------------- shared serving
+
+    def _candidates(self, candidates) -> np.ndarray:
+        if candidates is None:
+            return np.arange(self.n_items, dtype=np.int64)
+        cand = np.unique(np.asarray(candidates, np.int64))
+        if len(cand) and (cand[0] < 0 or cand[-1] >= self.n_items):
+            raise AnirecError(f"candidates must be item rows in 0..{self.n_items - 1}.")
+        return cand
+
+    def recommend(self, user_items, k: int = 10, exclude=None, candidates=None,
+                  batch_size: int = USER_BATCH) -> tuple[np.ndarray, np.ndarray]:
+        """(users x k) recommended item rows (-1 = none left) and scores, for many users at once."""
+        if not self.n_items:
+            raise AnirecError(f"method {self.name!r} is not fitted: call fit() first.")
+        if k < 1:
+            raise AnirecError(f"k = {k}: must be at least 1.")
+        liked = as_user_items(user_items, self.n_items)
+        blocked = (liked != 0).astype(np.float32)
+        if exclude is not None:
+            blocked = blocked + (as_user_items(exclude, self.n_items, "exclude") != 0).astype(np.float32)
+        blocked = blocked.tocsr()
+        cand = self._candidates(candidates)
+        n_users = liked.shape[0]
+        out_idx = np.full((n_users, k), -1, np.int64)
+        out_val = np.full((n_users, k), -np.inf, np.float32)
+        pos = np.full(self.n_items, -1, np.int64)
+        pos[cand] = np.arange(len(cand))
+        for start in range(0, n_users, batch_size):
+            stop = min(start + batch_size, n_users)
+            block = np.array(self.scores(liked[start:stop], cand), dtype=np.float32, copy=True)
+            b = blocked[start:stop].tocoo()
+            col = pos[b.col]
+            ok = col >= 0
+            block[b.row[ok], col[ok]] = -np.inf
+            top, val = top_k_ordered(block, k)
+            out_idx[start:stop] = np.where(top >= 0, cand[np.maximum(top, 0)], -1)
+            out_val[start:stop] = val
+        return out_idx, out_val
+
+    def similar_items(self, items, k: int = 10, candidates=None) -> tuple[np.ndarray, np.ndarray]:
+        """(len(items) x k) the items most like each of ``items`` (never itself), and scores."""
+        if not self.n_items:
+            raise AnirecError(f"method {self.name!r} is not fitted: call fit() first.")
+        items = np.asarray(items, np.int64)
+        cand = self._candidates(candidates)
+        block = np.array(self.item_scores(items, cand), dtype=np.float32, copy=True)
+        pos = np.full(self.n_items, -1, np.int64)
+        pos[cand] = np.arange(len(cand))
+        own = pos[items]
+        mine = np.flatnonzero(own >= 0)
+        block[mine, own[mine]] = -np.inf
+        top, val = top_k_ordered(block, k)
+        return np.where(top >= 0, cand[np.maximum(top, 0)], -1), val
+
+    def describe(self) -> dict:
+        """What a results table or manifest says about the method."""
+        return {"method": self.name, "params": self.params.to_dict()}

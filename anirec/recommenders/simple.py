@@ -1,0 +1,87 @@
+"""Baselines that rank directly: random and most popular."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .base import Params, Recommender
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a cheap, well-spread integer hash, vectorised."""
+    x = x.astype(np.uint64, copy=True)
+    with np.errstate(over="ignore"):
+        x ^= x >> np.uint64(30)
+        x *= np.uint64(0xBF58476D1CE4E5B9)
+        x ^= x >> np.uint64(27)
+        x *= np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+    return x
+
+
+@dataclass
+class RandomParams(Params):
+    seed: int = 42
+
+
+class RandomRecommender(Recommender):
+    """Uniformly random unseen items. A user's draw is a hash of (seed, what they liked, item),
+    so it does not depend on which batch or position the user comes in: same input, same list."""
+
+    name = "random"
+    Params = RandomParams
+
+    def fit(self, interactions, catalog: pd.DataFrame):
+        self.n_items = int(interactions.shape[1])
+        return self
+
+    def scores(self, user_items: sp.csr_matrix, candidates: np.ndarray) -> np.ndarray:
+        m = sp.csr_matrix(user_items)
+        m.sort_indices()
+        # one 64-bit key per user from its liked items (order-free: a sum of hashes)
+        per_entry = _mix64(m.indices.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15))
+        with np.errstate(over="ignore"):
+            user_key = np.add.reduceat(per_entry, m.indptr[:-1]) if m.nnz else np.zeros(m.shape[0], np.uint64)
+        user_key = np.where(np.diff(m.indptr) > 0, user_key, np.uint64(0))
+        with np.errstate(over="ignore"):
+            keys = _mix64(user_key[:, None] * np.uint64(1_000_003) + candidates.astype(np.uint64)[None, :]
+                          + np.uint64(self.params.seed) * np.uint64(0x632BE59BD9B4E019))
+        return (keys >> np.uint64(40)).astype(np.float32)  # 24 bits: exact in float32
+
+    def state(self) -> dict:
+        return {}
+
+    def restore(self, arrays, catalog):
+        self.n_items = len(catalog)
+        return self
+
+
+class PopularRecommender(Recommender):
+    """Most promoted items first (ties: lower catalog row). Items nobody promoted still fill a
+    list, after all promoted ones, as a popularity chart would show them."""
+
+    name = "popular"
+
+    def fit(self, interactions, catalog: pd.DataFrame):
+        x = sp.csr_matrix(interactions)
+        self.n_items = int(x.shape[1])
+        self.counts = np.bincount(x.indices[x.data > 0], minlength=self.n_items).astype(np.float32)
+        return self
+
+    def scores(self, user_items, candidates):
+        return np.broadcast_to(self.counts[candidates], (user_items.shape[0], len(candidates)))
+
+    def item_scores(self, items, candidates):
+        return np.broadcast_to(self.counts[candidates], (len(items), len(candidates)))
+
+    def state(self):
+        return {"counts": self.counts}
+
+    def restore(self, arrays, catalog):
+        self.counts = np.asarray(arrays["counts"], np.float32)
+        self.n_items = len(self.counts)
+        return self
