@@ -8,15 +8,19 @@ from math import log2
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from anirec import baselines as bl
 from anirec import evaluation as ev
+from anirec.index import rows_of_ids
+from anirec.interactions import user_item_matrix
+from anirec.recommenders import make
 
 from helpers import expect_user_error, run_cli
 
 
 def csr(rows, cols, shape, values=1.0):
-    return ev.user_item_matrix(np.asarray(rows), np.asarray(cols), values, shape)
+    return user_item_matrix(np.asarray(rows), np.asarray(cols), values, shape)
 
 
 # --------------------------------------------------------------------------- metrics by hand
@@ -70,11 +74,8 @@ def test_reference_protocol_tiny_case():
     assert dropped == 1
     task = ev.reference_task(split, n_items=6, k=2)
     assert task.users.tolist() == [1, 2]
-    idx = np.array([[2, 3], [2, 5], [0, 1], [0, 1], [0, 1], [1, 2]])
-    val = np.array([[0.9, 0.9], [0.9, 0.5], [.5, .5], [.5, .5], [0.8, 0.7], [.5, .5]], np.float32)
-    recs, _ = ev.pool_for_users(task.promoted, idx, val, k=2, exclude=task.seen)
-    # user 1: item 2 pulled in twice; 3 and 5 once each, 3 with the higher similarity
-    assert recs.tolist() == [[2, 3], [0, 1]]
+    assert task.promoted.toarray().tolist() == [[1, 1, 0, 0, 0, 0], [0, 0, 0, 0, 1, 0]]
+    recs = np.array([[2, 3], [0, 1]])
     by = {r["metric"]: r for r in ev.score(task, recs, n_boot=200, seed=0)}
     # found: user 1 -> item 2 (+1), item 3 (-1); user 2 -> item 0 (+1)
     assert by["found@2"]["value"] == 3
@@ -109,15 +110,22 @@ def test_bootstrap_contains_mean_and_is_seeded():
 def test_popular_and_random_skip_seen_items():
     seen = csr([0, 0, 1], [0, 2, 5], (3, 6))
     counts = np.array([5, 1, 9, 9, 0, 3])
-    rec = bl.popular_recommend(counts, seen, 3)
+    # fitting users: item i promoted by counts[i] users
+    fit = csr(np.arange(counts.sum()), np.repeat(np.arange(6), counts), (int(counts.sum()), 6))
+    pop = make("popular").fit(fit, None)
+    nobody = sp.csr_matrix((3, 6), dtype=np.float32)
+    rec, _ = pop.recommend(nobody, 3, exclude=seen)
     # popularity order 2, 3 (tie: lower index first), 0, 5, 1, 4
     assert rec.tolist() == [[3, 5, 1], [2, 3, 0], [2, 3, 0]]
-    assert bl.popular_recommend(counts, seen, 2, candidates=np.array([1, 4, 5])).tolist() == [[5, 1], [1, 4], [5, 1]]
-    r1 = bl.random_recommend(6, seen, 4, seed=3)
-    assert np.array_equal(r1, bl.random_recommend(6, seen, 4, seed=3))
+    assert pop.recommend(nobody, 2, exclude=seen, candidates=[1, 4, 5])[0].tolist() == [[5, 1], [1, 4], [5, 1]]
+    rnd = make("random", {"seed": 3}).fit(fit, None)
+    r1, _ = rnd.recommend(nobody, 4, exclude=seen)
+    assert np.array_equal(r1, rnd.recommend(nobody, 4, exclude=seen)[0])
     assert not bl.lookup(seen, r1)[0].any()
     assert all(len(set(row)) == 4 for row in r1.tolist())
-    assert bl.random_recommend(6, seen, 5, seed=3)[0].tolist().count(-1) == 1  # only 4 unseen items left
+    assert rnd.recommend(nobody, 5, exclude=seen)[0][0].tolist().count(-1) == 1  # only 4 unseen items left
+    other = make("random", {"seed": 4}).fit(fit, None).recommend(nobody, 4, exclude=seen)[0]
+    assert not np.array_equal(r1, other)  # the seed matters
 
 
 def test_neighbour_tables():
@@ -179,7 +187,7 @@ def test_cold_start_never_leaks(mal_dir, mal_catalog):
     assert np.isin(cold, rated).all() and len(cold) == int(np.floor(0.15 * len(rated) + 0.5))
 
     ops, _ = ev._with_items(to_opinions(ratings, keep_passives=True), ids)
-    cold_items = ev.items_of(ids, cold)
+    cold_items = rows_of_ids(ids, cold)
     task = ev.coldstart_task(ops, len(ids), cold_items, (10,))
     assert task.fit[:, cold_items].nnz == 0 and task.fit.nnz > 0  # CF/popularity never see a cold rating
     assert task.promoted[:, cold_items].nnz == 0 and task.seen[:, cold_items].nnz == 0
@@ -187,9 +195,12 @@ def test_cold_start_never_leaks(mal_dir, mal_catalog):
     assert task.relevant[:, warm].nnz == 0 and task.relevant.nnz > 0
     idx, _ = bl.sparse_neighbors(bl.itemknn_vectors(task.fit), 10)
     assert (idx[cold_items] == -1).all() and not np.isin(idx, cold_items).any()
-    assert (ev.recommend("itemknn", task) == -1).all()
-    for kind, rows in [("popular", None), ("random", None), ("tfidf", bl.tfidf_vectors(catalog["description"].tolist()))]:
-        recs = ev.recommend(kind, task, rows, seed=1)
+    cfg = ev.EvalConfig(catalog="unused")
+    for method in ("itemknn", "ease"):
+        recs, _ = ev.run_method(ev.MethodSpec(method, method), task, catalog, cfg)
+        assert (recs == -1).all()  # CF knows nothing of an anime nobody rated
+    for method, params in [("popular", {}), ("random", {}), ("text", {"model": "tfidf"}), ("hybrid", {})]:
+        recs, _ = ev.run_method(ev.MethodSpec(method, method, params), task, catalog, cfg)
         assert np.isin(recs[recs >= 0], cold_items).all() and (recs >= 0).any()
 
 
@@ -231,8 +242,9 @@ def expected_rows(methods, k=10, ks=(5, 10, 20)):
     ref = [f"nps@{k}", f"found@{k}", f"found_users@{k}", f"coverage@{k}"] + buckets
     rank = [f"{m}@{x}" for x in ks for m in ("hit_rate", "precision", "recall", "ndcg", "mrr",
                                               "nps", "found", "found_users", "coverage")] + buckets
+    mixed = rank + [f"{m}@{x}" for x in ks for m in ("new_share", "hits_new", "hits_known")]
     return {(p, m, metric) for m in methods for p, ms in
-            [("reference", ref), ("holdout", rank), ("coldstart", rank)] for metric in ms}
+            [("reference", ref), ("holdout", rank), ("coldstart", rank), ("mixed", mixed)] for metric in ms}
 
 
 def test_evaluate_cli_end_to_end(eval_inputs, tiny_model_path, tmp_path, capsys):
@@ -245,11 +257,12 @@ def test_evaluate_cli_end_to_end(eval_inputs, tiny_model_path, tmp_path, capsys)
     assert "holdout   tiny" in out and "| tfidf |" in out
     names = {p.name for p in (tmp_path / "a").iterdir()}
     assert {"results.csv", "results.md", "meta.json", "cold_anime.txt", "nps_by_rank.png",
-            "reference_nps_at_10.png", "holdout_hit_rate_at_10.png", "coldstart_hit_rate_at_10.png"} <= names
+            "reference_nps_at_10.png", "holdout_hit_rate_at_10.png", "coldstart_hit_rate_at_10.png",
+            "mixed_ndcg_at_10.png"} <= names
     assert not [n for n in names if n.endswith(".tmp")]
     res = pd.read_csv(tmp_path / "a" / "results.csv")
     got = set(zip(res["protocol"], res["method"], res["metric"]))
-    assert got == expected_rows(["random", "popular", "tfidf", "itemknn", "tiny"])
+    assert got == expected_rows(["random", "popular", "tfidf", "itemknn", "ease", "tiny"])
     assert len(res) == len(got)
     ci = res.dropna(subset=["ci_lo"])
     assert ((ci["ci_lo"] <= ci["value"] + 1e-9) & (ci["value"] <= ci["ci_hi"] + 1e-9)).all()
@@ -257,7 +270,8 @@ def test_evaluate_cli_end_to_end(eval_inputs, tiny_model_path, tmp_path, capsys)
     assert cold["value"].iloc[0] == 0  # CF cannot recommend an anime nobody rated
     meta = json.loads((tmp_path / "a" / "meta.json").read_text())
     assert meta["seed"] == 3 and len(meta["data"]["split"]["file_hash"]) == 64
-    assert len(meta["data"]["catalog"]["description_hash"]) == 64 and meta["methods"]["tiny"]["kind"] == "embedder"
+    assert len(meta["data"]["catalog"]["description_hash"]) == 64 and meta["methods"]["tiny"]["method"] == "text"
+    assert meta["methods"]["tiny"]["runs"]["holdout"]["embedding"]["fingerprint"]
 
     # same seed, same results (embeddings now come from the cache)
     code, _, err = run_cli(capsys, *args, "--out", tmp_path / "b")

@@ -23,10 +23,10 @@ def _split_list(values: List[str], everything: tuple[str, ...]) -> list[str]:
 def evaluate(
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file (see eval/*.toml); the flags below override it."),
     catalog: Optional[str] = typer.Option(None, "--catalog", help="Catalog parquet from `anirec build`, or a Kaggle folder (built in memory)."),
-    ratings: Optional[str] = typer.Option(None, "--ratings", help="Ratings (rating_complete.csv, parquet, or folder) for the holdout and cold-start protocols."),
+    ratings: Optional[List[str]] = typer.Option(None, "--ratings", help="Ratings (rating_complete.csv, parquet, or folder) for the holdout, cold-start and mixed protocols; repeat to stack sets with disjoint users."),
     split: Optional[str] = typer.Option(None, "--split", help="The train/test split saved by `anirec pairs` (NAME.split.parquet): the reference protocol."),
-    models: Optional[List[str]] = typer.Option(None, "--models", "-m", help="Embedder to compare (repeatable): NAME=PATH_OR_ID or PATH_OR_ID. Replaces the config's models."),
-    baselines: Optional[List[str]] = typer.Option(None, "--baselines", "-b", help=f"Baselines (repeatable or comma list; 'none', 'all'): {', '.join(ev.BASELINES)}."),
+    models: Optional[List[str]] = typer.Option(None, "--models", "-m", help="Text method on this embedder (repeatable): NAME=PATH_OR_ID or PATH_OR_ID. Replaces the config's [[models]]."),
+    baselines: Optional[List[str]] = typer.Option(None, "--baselines", "-b", help=f"Methods with default parameters (repeatable or comma list; 'none', 'all' = {', '.join(ev.BASELINES)}); 'hybrid' too. Parameters: [[methods]] in a --config."),
     protocols: Optional[List[str]] = typer.Option(None, "--protocols", help=f"Protocols (repeatable or comma list): {PROTOCOL_HELP} (default: all)."),
     k: Optional[int] = typer.Option(None, "-k", help="Recommendations per user in the reference protocol and the headline k of the tables (default: 10)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder: results.csv, results.md, *.png, meta.json (default: out/eval)."),
@@ -37,11 +37,11 @@ def evaluate(
     pairs: Optional[List[str]] = typer.Option(None, "--pairs", help="Pairs file(s) the fine-tuned models were trained on: checked to hold no cold-start anime."),
     cold_anime: Optional[Path] = typer.Option(None, "--cold-anime", help="Use this cold-start anime list (from `anirec cold-anime`) instead of drawing one."),
 ) -> None:
-    """Compare embedders and baselines: reference NPS, leakage-free ranking metrics, cold start."""
+    """Compare recommenders: reference NPS, leakage-free holdout, cold start and mixed (new + known anime)."""
     cfg = ev.load_config(config) if config else ev.EvalConfig()
     # Flags override the config file; None means "not given".
     overrides = {
-        "catalog": catalog, "ratings": ratings, "split": split, "k": k, "seed": seed,
+        "catalog": catalog, "ratings": list(ratings) if ratings else None, "split": split, "k": k, "seed": seed,
         "max_seq_length": max_seq_length, "bootstrap": bootstrap,
         "out": str(out) if out is not None else None,
         "cache_dir": str(cache_dir) if cache_dir is not None else None,

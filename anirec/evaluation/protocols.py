@@ -1,0 +1,299 @@
+"""The evaluation protocols: which users are scored, what each method may learn from (``fit``),
+what it is given per user (``promoted``, ``seen``), what may be recommended (``candidates``)
+and what counts as a hit (``relevant``). Each builds a :class:`Task`; methods never see more.
+
+``reference``  faithful to the reference: the saved train/test split of `anirec pairs`;
+    each test user's train promoters are the input; the score is the mean opinion
+    (+1/0/-1) of the recommendations the user rated in test ("found"). It ignores misses.
+``holdout``    leakage-free ranking metrics: for every user with >= ``min_promoted``
+    promoted anime, a seeded ``fraction`` of their promoted anime (at least 1, never all)
+    and the same fraction of their other ratings are held out. Targets = the held-out
+    promoters; the remaining ratings are the input and are never recommended; CF and
+    popularity are fit on the remaining ratings of all users. With a split, its train rows
+    (what pair labels, hence fine-tuned models, were mined from) are never held out.
+``coldstart``  a seeded set of rated anime (``cold_fraction``) is treated as brand new:
+    every rating of them is removed from the fitting data. Users with a promoted cold anime
+    and a promoted warm anime are evaluated: input = their warm ratings, targets = their
+    promoted cold anime, and **only cold anime may be recommended**. CF cannot recommend
+    them at all: this is where text must win.
+``mixed``      a new season beside the back catalogue: the same cold anime have no ratings
+    in the fitting data, but **every anime is a candidate**; the holdout's held-out warm
+    promoters and every promoted cold anime are the targets. It shows whether a method
+    mixes new and known anime well (``new_share@k``: how much of a list is new anime).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..data import read_anime_ids
+from ..errors import AnirecError, warn
+from ..index import rows_of_ids
+from ..interactions import user_item_matrix
+from ..io import hash_strings
+from .seeds import STREAM_COLD, STREAM_HOLDOUT, seeded_rng
+
+PROTOCOLS = ("reference", "holdout", "coldstart", "mixed")
+
+
+# --------------------------------------------------------------------------- cold anime
+
+
+def cold_anime_ids(ratings: pd.DataFrame, catalog_ids, fraction: float = 0.15, seed: int = 42) -> np.ndarray:
+    """The seeded cold-start anime: ``fraction`` of the catalog anime that have any rating.
+
+    Depends only on (ratings' anime ids, catalog ids, fraction, seed), so `anirec cold-anime`
+    can write the list before `anirec pairs` and the same list comes back here.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise AnirecError(f"cold fraction {fraction}: must be between 0 and 1 (e.g. 0.15).")
+    rated = np.intersect1d(np.unique(ratings["anime_id"].to_numpy(np.int64)), np.asarray(catalog_ids, np.int64))
+    if len(rated) < 2:
+        raise AnirecError(f"only {len(rated)} catalog anime have ratings: too few for a cold-start view.")
+    n_cold = min(max(1, int(np.floor(fraction * len(rated) + 0.5))), len(rated) - 1)
+    return np.sort(rated[seeded_rng(seed, STREAM_COLD).permutation(len(rated))[:n_cold]])
+
+
+def check_pairs_exclude(pair_files: list[str], cold_ids: np.ndarray) -> dict:
+    """How many pairs of each training pairs file contain a cold anime (0 = a clean cold start).
+
+    Fine-tuning sees an anime only through pairs that contain it, so this is the check that the
+    fine-tuned models never learnt from a cold anime; a non-zero count is warned about.
+    """
+    counts = {}
+    for f in pair_files:
+        if not Path(f).exists():
+            raise AnirecError(f"{f}: pairs file not found (listed under `pairs`, the files the fine-tuned models learnt from).")
+        frame = pd.read_parquet(f, columns=["anime_a", "anime_b"])
+        n = int(len(frame) - len(drop_anime(frame, cold_ids)))
+        counts[str(f)] = n
+        if n:
+            warn(f"{f}: {n:,} pairs contain a cold-start anime, so models fine-tuned on it have seen them. "
+                 "Make the pairs with `anirec pairs --exclude-anime cold_anime.txt` for a clean cold-start view.")
+    return counts
+
+
+def drop_anime(frame: pd.DataFrame, anime_ids) -> pd.DataFrame:
+    """Rows of a ratings/split frame (``anime_id``) or pairs frame (``anime_a``/``anime_b``) that
+    touch none of ``anime_ids``: how the pairs stage keeps cold anime out of pair labels."""
+    ids = np.asarray(anime_ids, np.int64)
+    cols = [c for c in ("anime_id", "anime_a", "anime_b") if c in frame.columns]
+    if not cols:
+        raise AnirecError("drop_anime: frame has no anime_id or anime_a/anime_b column.")
+    touch = np.zeros(len(frame), bool)
+    for c in cols:
+        touch |= np.isin(frame[c].to_numpy(np.int64), ids)
+    return frame[~touch].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- protocols
+
+
+@dataclass
+class Task:
+    """One protocol's users and what each method may see (all matrices are users x catalog items)."""
+
+    protocol: str
+    ks: tuple[int, ...]
+    users: np.ndarray  # user_id of each row
+    promoted: sp.csr_matrix  # the pooled input
+    seen: sp.csr_matrix  # never recommended
+    rated: sp.csr_matrix  # ratings a found recommendation is scored against (value = opinion)
+    relevant: sp.csr_matrix | None  # targets (None: the reference protocol has no targets)
+    fit: sp.csr_matrix  # (fitting users x items) +1/-1: all that CF and popularity may learn from
+    candidates: np.ndarray | None = None  # items that may be recommended (None: all)
+    new_items: np.ndarray | None = None  # mixed protocol: the anime with no fitting ratings
+    info: dict = field(default_factory=dict)
+
+    @property
+    def n_items(self) -> int:
+        return self.promoted.shape[1]
+
+    @property
+    def n_candidates(self) -> int:
+        return self.n_items if self.candidates is None else len(self.candidates)
+
+
+def _fit_matrix(frame: pd.DataFrame, n_items: int) -> sp.csr_matrix:
+    """+1/-1 opinions of every fitting user (passives carry no CF signal and are left out)."""
+    f = frame[frame["opinion"].to_numpy() != 0]
+    codes, _ = pd.factorize(f["user_id"].to_numpy(), sort=True)
+    return user_item_matrix(codes, f["item"].to_numpy(), f["opinion"].to_numpy(np.float32), (int(codes.max(initial=-1)) + 1, n_items))
+
+
+def _user_matrix(frame: pd.DataFrame, users: np.ndarray, n_items: int, values=1.0) -> sp.csr_matrix:
+    """(len(users) x items) from the rows of ``frame`` whose user is in ``users`` (sorted)."""
+    rows = np.searchsorted(users, frame["user_id"].to_numpy())
+    ok = (rows < len(users)) & (users[np.minimum(rows, len(users) - 1)] == frame["user_id"].to_numpy()) if len(users) else np.zeros(len(frame), bool)
+    vals = values if np.isscalar(values) else np.asarray(values)[ok]
+    return user_item_matrix(rows[ok], frame["item"].to_numpy()[ok], vals, (len(users), n_items))
+
+
+def reference_task(split: pd.DataFrame, n_items: int, k: int = 10) -> Task:
+    """The reference protocol on a split (columns user_id, item, opinion, split)."""
+    is_train = (split["split"].astype(str) == "train").to_numpy()
+    train, test = split[is_train], split[~is_train]
+    train_prom = train[train["opinion"].to_numpy() > 0]
+    users = np.intersect1d(test["user_id"].unique(), train_prom["user_id"].unique())
+    promoted = _user_matrix(train_prom, users, n_items)
+    rated = _user_matrix(test, users, n_items, test["opinion"].to_numpy(np.float32))
+    info = {"users": int(len(users)), "test_users": int(test["user_id"].nunique()),
+            "train_rows": int(len(train)), "test_rows": int(len(test)),
+            "test_rows_of_users": int(rated.nnz), "k": int(k)}
+    # Faithful: the reference excludes only the user's promoted anime from the pooled list.
+    return Task("reference", (int(k),), users, promoted, promoted, rated, None, _fit_matrix(train, n_items), info=info)
+
+
+def holdout_mask(user_id: np.ndarray, opinion: np.ndarray, fraction: float = 0.2, min_promoted: int = 2,
+                 seed: int = 42, protected: np.ndarray | None = None) -> np.ndarray:
+    """Which ratings are held out: per user with >= ``min_promoted`` promoters, round(fraction x n)
+    of their promoters (at least 1, at most all but 1) and round(fraction x n) of their other
+    ratings, chosen at random (seeded). Rows must come in a fixed order (the caller sorts).
+
+    ``protected`` rows are never held out: the rows pair labels were mined from (the split's
+    train rows), so that no held-out rating ever reached a fine-tuned model. Users without an
+    unprotected promoter are not evaluated; quotas are capped by the unprotected rows."""
+    if not 0.0 < fraction < 1.0:
+        raise AnirecError(f"holdout fraction {fraction}: must be between 0 and 1 (e.g. 0.2).")
+    if min_promoted < 2:
+        raise AnirecError(f"min_promoted {min_promoted}: must be at least 2 (one to hold out, one to recommend from).")
+    codes, _ = pd.factorize(np.asarray(user_id), sort=True)
+    prom = np.asarray(opinion) > 0
+    free = np.ones(len(prom), bool) if protected is None else ~np.asarray(protected, bool)
+    n_users = int(codes.max(initial=-1)) + 1
+    n_prom = np.bincount(codes[prom], minlength=n_users)
+    n_other = np.bincount(codes[~prom], minlength=n_users)
+    n_prom_free = np.bincount(codes[prom & free], minlength=n_users)
+    n_other_free = np.bincount(codes[~prom & free], minlength=n_users)
+    eligible = (n_prom >= min_promoted) & (n_prom_free >= 1)
+    quota_prom = np.where(eligible, np.clip(np.floor(fraction * n_prom + 0.5), 1, np.minimum(n_prom - 1, n_prom_free)), 0)
+    quota_other = np.where(eligible, np.minimum(np.floor(fraction * n_other + 0.5), n_other_free), 0)
+    # rank of each row among its (user, promoter?) group, in a random order; protected rows last
+    group = codes.astype(np.int64) * 2 + prom
+    key = seeded_rng(seed, STREAM_HOLDOUT).random(len(group)) + (~free) * 2.0
+    order = np.lexsort((key, group))
+    g = group[order]
+    rank = np.empty(len(g), np.int64)
+    rank[order] = np.arange(len(g)) - np.searchsorted(g, g, side="left")
+    quota = np.where(prom, quota_prom[codes], quota_other[codes])
+    return (rank < quota) & free
+
+
+def _sorted_opinions(opinions: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:
+    ops = opinions.sort_values(["user_id", "item"], kind="stable").reset_index(drop=True)
+    return ops, (ops["protected"].to_numpy(bool) if "protected" in ops else None)
+
+
+def holdout_task(opinions: pd.DataFrame, n_items: int, ks=(5, 10, 20), fraction: float = 0.2,
+                 min_promoted: int = 2, seed: int = 42) -> Task:
+    """The leakage-free protocol on opinions (columns user_id, item, opinion; passives kept)."""
+    ops, protected = _sorted_opinions(opinions)
+    held = holdout_mask(ops["user_id"].to_numpy(), ops["opinion"].to_numpy(), fraction, min_promoted, seed, protected)
+    kept, out = ops[~held], ops[held]
+    targets = out[out["opinion"].to_numpy() > 0]
+    users = np.unique(targets["user_id"].to_numpy())
+    kept_prom = kept[kept["opinion"].to_numpy() > 0]
+    info = {"users": int(len(users)), "held_out_ratings": int(held.sum()), "targets": int(len(targets)),
+            "protected_ratings": int(protected.sum()) if protected is not None else 0,
+            "fit_ratings": int(len(kept)), "fraction": fraction, "min_promoted": int(min_promoted)}
+    return Task(
+        "holdout", tuple(int(k) for k in ks), users,
+        promoted=_user_matrix(kept_prom, users, n_items),
+        seen=_user_matrix(kept, users, n_items),
+        rated=_user_matrix(out, users, n_items, out["opinion"].to_numpy(np.float32)),
+        relevant=_user_matrix(targets, users, n_items),
+        fit=_fit_matrix(kept, n_items), info=info,
+    )
+
+
+def coldstart_task(opinions: pd.DataFrame, n_items: int, cold_items: np.ndarray, ks=(5, 10, 20)) -> Task:
+    """The cold-start view (see the module docstring): only cold anime are recommended and scored."""
+    cold_items = np.unique(np.asarray(cold_items, np.int64))
+    is_cold = np.isin(opinions["item"].to_numpy(), cold_items)
+    warm, cold = opinions[~is_cold], opinions[is_cold]
+    warm_prom = warm[warm["opinion"].to_numpy() > 0]
+    targets = cold[cold["opinion"].to_numpy() > 0]
+    users = np.intersect1d(targets["user_id"].unique(), warm_prom["user_id"].unique())
+    info = {"users": int(len(users)), "cold_anime": int(len(cold_items)), "cold_ratings_removed": int(len(cold)),
+            "targets": int(_user_matrix(targets, users, n_items).nnz), "fit_ratings": int(len(warm))}
+    return Task(
+        "coldstart", tuple(int(k) for k in ks), users,
+        promoted=_user_matrix(warm_prom, users, n_items),
+        seen=_user_matrix(warm, users, n_items),
+        rated=_user_matrix(cold, users, n_items, cold["opinion"].to_numpy(np.float32)),
+        relevant=_user_matrix(targets, users, n_items),
+        fit=_fit_matrix(warm, n_items),  # not one rating of a cold anime
+        candidates=cold_items, info=info,
+    )
+
+
+def mixed_task(opinions: pd.DataFrame, n_items: int, cold_items: np.ndarray, ks=(5, 10, 20), fraction: float = 0.2,
+               min_promoted: int = 2, seed: int = 42) -> Task:
+    """New and known anime together (see the module docstring): the cold anime have no fitting
+    ratings, every anime is a candidate, targets = held-out warm promoters + promoted cold anime."""
+    cold_items = np.unique(np.asarray(cold_items, np.int64))
+    ops, protected = _sorted_opinions(opinions)
+    is_cold = np.isin(ops["item"].to_numpy(), cold_items)
+    warm = ops[~is_cold]
+    warm_protected = protected[~is_cold] if protected is not None else None
+    held = holdout_mask(warm["user_id"].to_numpy(), warm["opinion"].to_numpy(), fraction, min_promoted, seed, warm_protected)
+    kept = warm[~held]
+    out = pd.concat([warm[held], ops[is_cold]], ignore_index=True)  # what is scored: held-out + every cold rating
+    targets = out[out["opinion"].to_numpy() > 0]
+    kept_prom = kept[kept["opinion"].to_numpy() > 0]
+    users = np.intersect1d(targets["user_id"].unique(), kept_prom["user_id"].unique())
+    relevant = _user_matrix(targets, users, n_items)
+    n_new = int(np.isin(relevant.indices, cold_items).sum())
+    info = {"users": int(len(users)), "cold_anime": int(len(cold_items)), "targets": int(relevant.nnz),
+            "targets_new": n_new, "targets_known": int(relevant.nnz) - n_new,
+            "fit_ratings": int(len(kept)), "fraction": fraction, "min_promoted": int(min_promoted)}
+    return Task(
+        "mixed", tuple(int(k) for k in ks), users,
+        promoted=_user_matrix(kept_prom, users, n_items),
+        seen=_user_matrix(kept, users, n_items),
+        rated=_user_matrix(out, users, n_items, out["opinion"].to_numpy(np.float32)),
+        relevant=relevant,
+        fit=_fit_matrix(kept, n_items),  # no rating of a cold anime, no held-out rating
+        new_items=cold_items, info=info,
+    )
+
+
+def build_tasks(cfg, protocols: list[str], catalog_ids: np.ndarray, split: pd.DataFrame | None,
+                opinions: pd.DataFrame | None, meta: dict) -> tuple[list[Task], np.ndarray | None]:
+    """The protocols' tasks (and the cold anime ids when there is a cold-start or mixed view);
+    what meta.json should say about the cold anime goes into ``meta``."""
+    n_items = len(catalog_ids)
+    tasks, cold_ids = [], None
+    if "reference" in protocols:
+        tasks.append(reference_task(split, n_items, cfg.k))
+    if "holdout" in protocols:
+        tasks.append(holdout_task(opinions, n_items, cfg.ks, cfg.holdout_fraction, cfg.min_promoted, cfg.seed))
+    if "coldstart" in protocols or "mixed" in protocols:
+        if cfg.cold_anime:
+            cold_ids = read_anime_ids(cfg.cold_anime)
+        else:
+            cold_ids = cold_anime_ids(opinions, catalog_ids, cfg.cold_fraction, cfg.seed)
+        cold_items = rows_of_ids(catalog_ids, cold_ids)
+        cold_items = cold_items[cold_items >= 0]
+        if len(cold_items) == 0:
+            raise AnirecError(f"{cfg.cold_anime or 'cold anime'}: none of the cold anime is in the catalog.")
+        if "coldstart" in protocols:
+            tasks.append(coldstart_task(opinions, n_items, cold_items, cfg.ks))
+        if "mixed" in protocols:
+            tasks.append(mixed_task(opinions, n_items, cold_items, cfg.ks, cfg.holdout_fraction, cfg.min_promoted, cfg.seed))
+        meta["cold_anime"] = {
+            "count": int(len(cold_ids)), "in_catalog": int(len(cold_items)), "hash": hash_strings(cold_ids),
+            "file": cfg.cold_anime, "fraction": None if cfg.cold_anime else cfg.cold_fraction,
+            "pairs_with_cold_anime": check_pairs_exclude(cfg.pairs, cold_ids),
+        }
+    for task in tasks:
+        if len(task.users) == 0:
+            raise AnirecError(f"{task.protocol} protocol: no user qualifies ({json.dumps(task.info)}). "
+                              "Pass more ratings or lower min_promoted.")
+    return tasks, cold_ids

@@ -1,0 +1,203 @@
+"""`anirec evaluate`'s run: load the data, build the protocols' tasks, and for every method
+and task call ``fit`` on what the protocol allows and ``recommend`` on the task's users,
+nothing method-specific; then score and write the report."""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from ..errors import AnirecError, warn
+from ..index import rows_of_ids
+from ..io import hash_file, hash_strings
+from ..recommenders import make
+from .config import EvalConfig, MethodSpec, check_models
+from .metrics import score
+from .protocols import Task, build_tasks
+from .report import write_outputs
+
+
+@dataclass
+class EvalOutcome:
+    results: pd.DataFrame
+    meta: dict
+    out: Path
+    files: list[Path]
+
+
+def _load_catalog(source: str) -> tuple[pd.DataFrame, str | None]:
+    """A catalog parquet from `anirec build`, or a raw Kaggle folder/CSV built in memory, and
+    the parquet file's hash (None for a raw source)."""
+    from ..build import open_catalog
+
+    p = Path(source).expanduser()
+    catalog = open_catalog(source).reset_index(drop=True)
+    return catalog, hash_file(p) if p.suffix == ".parquet" else None
+
+
+def _row_keys(frame: pd.DataFrame) -> np.ndarray:
+    """One int64 per (user_id, anime_id) row, for set membership tests."""
+    return (frame["user_id"].to_numpy(np.int64) << 32) | frame["anime_id"].to_numpy(np.int64)
+
+
+def _with_items(frame: pd.DataFrame, catalog_ids: np.ndarray) -> tuple[pd.DataFrame, int]:
+    items = rows_of_ids(catalog_ids, frame["anime_id"].to_numpy())
+    ok = items >= 0
+    out = frame[ok].copy()
+    out["item"] = items[ok]
+    return out.reset_index(drop=True), int((~ok).sum())
+
+
+def _ratings_file_hash(sources) -> str | list | None:
+    from ..data import RATINGS_FILE
+
+    if not isinstance(sources, (str, Path)):
+        return [_ratings_file_hash(s) for s in sources]
+    p = Path(sources).expanduser()
+    if p.is_dir():
+        p = p / RATINGS_FILE
+    return hash_file(p) if p.is_file() else None
+
+
+@dataclass
+class Inputs:
+    """The data every protocol is built from, plus what meta.json records about it."""
+
+    catalog: pd.DataFrame
+    split: pd.DataFrame | None  # split rows on catalog anime, with ``item``
+    opinions: pd.DataFrame | None  # all ratings on catalog anime as opinions (passives kept), with ``item``
+    meta: dict
+
+
+def load_inputs(cfg: EvalConfig, protocols: list[str], echo=print) -> Inputs:
+    """Catalog, split (reference protocol) and ratings (other protocols), mapped to catalog rows."""
+    from ..data import load_ratings, ratings_label
+    from ..labels import load_split, ratings_fingerprint, to_opinions
+
+    catalog, catalog_file_hash = _load_catalog(cfg.catalog)
+    catalog_ids = catalog["MAL_ID"].to_numpy(np.int64)
+    meta: dict = {"catalog": {"path": cfg.catalog, "rows": len(catalog), "file_hash": catalog_file_hash,
+                              "description_hash": hash_strings(catalog["description"].astype(str)),
+                              "id_hash": hash_strings(catalog_ids)}}
+    split = split_df = None
+    if "reference" in protocols:
+        split_df, split_meta = load_split(cfg.split)
+        split, dropped = _with_items(split_df, catalog_ids)
+        meta["split"] = {"path": cfg.split, "file_hash": hash_file(cfg.split), "rows": int(len(split_df)),
+                         "rows_not_in_catalog": dropped, "meta": split_meta}
+    opinions = None
+    if set(protocols) - {"reference"}:
+        if cfg.ratings:
+            ratings = load_ratings(cfg.ratings)
+            meta["ratings"] = {"path": cfg.ratings, "file_hash": _ratings_file_hash(cfg.ratings),
+                               "fingerprint": ratings_fingerprint(ratings), "rows": int(len(ratings))}
+            made_from = meta.get("split", {}).get("meta", {}).get("ratings_hash")
+            if made_from not in (None, meta["ratings"]["fingerprint"]):
+                warn(f"{cfg.split} was made from other ratings than {ratings_label(cfg.ratings)} (fingerprints differ).")
+            op = to_opinions(ratings.drop_duplicates(["user_id", "anime_id"], keep="last"), keep_passives=True)
+        elif cfg.split:
+            op = load_split(cfg.split)[0]
+            echo("note: no ratings given: the holdout/coldstart/mixed protocols use the split's rows (passives dropped).")
+            meta["ratings"] = {"path": None, "from_split": cfg.split}
+        else:
+            raise AnirecError("the holdout/coldstart/mixed protocols need ratings: pass --ratings (or --split).")
+        opinions, dropped = _with_items(op[["user_id", "anime_id", "opinion"]], catalog_ids)
+        meta["ratings"].update(rows_not_in_catalog=dropped, rows_used=int(len(opinions)))
+        if cfg.split:
+            # The rows pair labels were mined from may not be held out (see holdout_mask).
+            train = split_df if split_df is not None else load_split(cfg.split)[0]
+            train = train[train["split"].astype(str).to_numpy() == "train"]
+            opinions["protected"] = np.isin(_row_keys(opinions), _row_keys(train))
+            meta["ratings"]["protected_rows"] = int(opinions["protected"].sum())
+    return Inputs(catalog, split, opinions, meta)
+
+
+def run_method(spec: MethodSpec, task: Task, catalog: pd.DataFrame, cfg: EvalConfig) -> tuple[np.ndarray, dict]:
+    """Fit one method on what ``task`` allows and recommend for its users: (recs, what it was)."""
+    context = {"seed": cfg.seed, "cache_dir": cfg.cache_dir, "batch_size": cfg.batch_size, "progress": True}
+    rec = make(spec.method, spec.params, spec.where, **context)
+    t = time.perf_counter()
+    rec.fit(task.fit, catalog)
+    fit_s = time.perf_counter() - t
+    recs, _ = rec.recommend(task.promoted, k=max(task.ks), exclude=task.seen, candidates=task.candidates)
+    return recs, {**rec.describe(), "fit_s": round(fit_s, 3), "recommend_s": round(time.perf_counter() - t - fit_s, 3)}
+
+
+def run_evaluation(cfg: EvalConfig, echo=print) -> EvalOutcome:
+    """Load data, build the protocols, run every method through them, write the outputs."""
+    t_start = time.perf_counter()
+    cfg.check()
+    specs = check_models(cfg.method_specs())
+    protocols = list(cfg.protocols)
+    if "reference" in protocols and not cfg.split:
+        echo("note: no split given (--split / `split = ...`): skipping the reference protocol.")
+        protocols.remove("reference")
+    if not protocols:
+        raise AnirecError("nothing to evaluate: no protocol left (the reference protocol needs --split).")
+    data = load_inputs(cfg, protocols, echo)
+    tasks, cold_ids = build_tasks(cfg, protocols, data.catalog["MAL_ID"].to_numpy(np.int64), data.split,
+                                  data.opinions, data.meta)
+    timings = {"load": time.perf_counter() - t_start}
+    for task in tasks:
+        echo(f"{task.protocol:<9} {len(task.users):>8,} users  " + ", ".join(f"{k} {v}" for k, v in task.info.items() if k != "users"))
+
+    rows: list[dict] = []
+    methods_meta: dict = {}
+    for spec in specs:
+        m_meta: dict = {"method": spec.method, "params": spec.params, "runs": {}}
+        for task in tasks:
+            t = time.perf_counter()
+            recs, info = run_method(spec, task, data.catalog, cfg)
+            task_rows = score(task, recs, cfg.bootstrap, cfg.seed)
+            secs = time.perf_counter() - t
+            m_meta["runs"][task.protocol] = {**info, "seconds": round(secs, 3)}
+            rows += [dict(protocol=task.protocol, method=spec.name, **r) for r in task_rows]
+            echo(f"{task.protocol:<9} {spec.name:<28} {_headline(task, task_rows, cfg.k)}  ({secs:.1f} s)")
+        methods_meta[spec.name] = m_meta
+
+    results = pd.DataFrame(rows, columns=["protocol", "method", "metric", "value", "ci_lo", "ci_hi", "n_users"])
+    timings["total"] = time.perf_counter() - t_start
+    meta = {
+        "anirec_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config": asdict(cfg),
+        "config_file_hash": hash_file(cfg.source) if cfg.source and Path(cfg.source).exists() else None,
+        "seed": cfg.seed,
+        "data": data.meta,
+        "protocols": {t.protocol: t.info for t in tasks},
+        "methods": methods_meta,
+        "timings_s": timings,
+        "versions": _versions(),
+    }
+    out = Path(cfg.out)
+    files = write_outputs(out, results, meta, cfg, cold_ids)
+    echo(f"wrote {', '.join(str(f) for f in files)} in {timings['total']:.1f} s")
+    return EvalOutcome(results, meta, out, files)
+
+
+def _headline(task: Task, rows: list[dict], k: int) -> str:
+    by = {r["metric"]: r["value"] for r in rows}
+    keys = [f"nps@{k}"] if task.relevant is None else [f"hit_rate@{k}", f"ndcg@{k}", f"nps@{k}"]
+    return "  ".join([f"{m} {by[m]:.4f}" for m in keys] + [f"found@{k} {by[f'found@{k}']:,.0f}"])
+
+
+def _versions() -> dict:
+    import scipy
+    import sklearn
+
+    v = {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
+         "scikit-learn": sklearn.__version__, "pandas": pd.__version__}
+    try:
+        import sentence_transformers
+        import torch
+
+        v.update({"sentence-transformers": sentence_transformers.__version__, "torch": torch.__version__})
+    except ImportError:
+        pass
+    return v

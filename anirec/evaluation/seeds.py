@@ -1,0 +1,11 @@
+"""One seed drives several independent random choices; each gets its own stream."""
+
+from __future__ import annotations
+
+import numpy as np
+
+STREAM_HOLDOUT, STREAM_COLD, STREAM_BOOT = 1, 2, 3
+
+
+def seeded_rng(seed: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([int(seed), stream])
