@@ -325,3 +325,69 @@ def test_holdout_never_holds_out_protected_rows():
     rel = task.relevant.tocoo()
     held_pairs = set(zip(task.users[rel.row], rel.col))
     assert not held_pairs & set(zip(prot["user_id"], prot["item"]))
+
+
+# --------------------------------------------------------------------------- score() by hand
+
+
+def _task(protocol, relevant, rated, n_items=8, candidates=None, new_items=None, ks=(2, 4)):
+    n_users = relevant.shape[0]
+    empty = sp.csr_matrix((n_users, n_items), dtype=np.float32)
+    return ev.Task(protocol, ks, np.arange(n_users), empty, empty, rated, relevant, empty,
+                   candidates=None if candidates is None else np.asarray(candidates),
+                   new_items=None if new_items is None else np.asarray(new_items))
+
+
+def test_score_holdout_by_hand():
+    # user 0: targets {1, 5}, also rated 2 (detractor) and 6 (passive); user 1: target {3}
+    relevant = csr([0, 0, 1], [1, 5, 3], (2, 8))
+    rated = csr([0, 0, 0, 0, 1], [1, 5, 2, 6, 3], (2, 8), values=np.array([1, 1, -1, 0, 1], np.float32))
+    recs = np.array([[2, 1, 7, 5], [0, 4, 6, -1]])
+    by = {r["metric"]: r for r in ev.score(_task("holdout", relevant, rated), recs, n_boot=0)}
+    d = [1 / log2(r + 2) for r in range(4)]
+    assert by["hit_rate@2"]["value"] == pytest.approx(0.5)  # user 0 hits at rank 2, user 1 never
+    assert by["precision@4"]["value"] == pytest.approx((2 / 4 + 0) / 2)
+    assert by["recall@2"]["value"] == pytest.approx((1 / 2 + 0) / 2)
+    assert by["ndcg@4"]["value"] == pytest.approx(((d[1] + d[3]) / (d[0] + d[1]) + 0) / 2)
+    assert by["mrr@4"]["value"] == pytest.approx((1 / 2 + 0) / 2)
+    # found among ratings: user 0 -> 2 (-1), 1 (+1), 5 (+1); user 1 -> none (6 was user 0's)
+    assert by["found@4"]["value"] == 3 and by["nps@4"]["value"] == pytest.approx(1 / 3)
+    assert by["found@2"]["value"] == 2 and by["nps@2"]["value"] == pytest.approx(0.0)
+    # coverage over all 8 items: {0, 1, 2, 4, 5, 6, 7} at 4; {0, 1, 2, 4} at 2
+    assert by["coverage@4"]["value"] == pytest.approx(7 / 8) and by["coverage@2"]["value"] == pytest.approx(4 / 8)
+    # ranks 0-2 hold 2 (-1) and 1 (+1); ranks 3-6 hold 5 (+1); 7+ is empty
+    assert by["nps_rank_0-2"]["value"] == pytest.approx(0.0) and by["nps_rank_3-6"]["value"] == pytest.approx(1.0)
+    assert np.isnan(by["nps_rank_7+"]["value"])
+    assert all(r["n_users"] == 2 for r in by.values())
+
+
+def test_score_coldstart_coverage_is_over_the_candidates():
+    relevant = csr([0, 1], [6, 7], (2, 8))
+    recs = np.array([[6, 5, -1, -1], [5, 6, -1, -1]])
+    by = {r["metric"]: r for r in ev.score(_task("coldstart", relevant, relevant, candidates=[5, 6, 7]), recs, n_boot=0)}
+    assert by["coverage@2"]["value"] == pytest.approx(2 / 3)  # 2 of the 3 cold anime, not of all 8 items
+    assert by["hit_rate@4"]["value"] == pytest.approx(0.5)
+    assert by["precision@4"]["value"] == pytest.approx(0.125)  # an unfilled list is not shortened
+
+
+def test_score_mixed_counts_new_and_known_hits():
+    relevant = csr([0, 0, 1], [1, 6, 7], (2, 8))  # 6 and 7 are new anime
+    recs = np.array([[6, 1, 2, 7], [0, 3, -1, -1]])
+    task = _task("mixed", relevant, relevant, new_items=[6, 7])
+    by = {r["metric"]: r for r in ev.score(task, recs, n_boot=0)}
+    assert by["hits_new@4"]["value"] == 1 and by["hits_known@4"]["value"] == 1
+    assert by["new_share@4"]["value"] == pytest.approx(2 / 6)  # 6 filled slots, 2 of them new
+    assert by["new_share@2"]["value"] == pytest.approx(1 / 4)
+
+
+def test_mixed_protocol_hides_new_anime_from_fitting_but_offers_them():
+    ops = _opinions(n_users=60, n_items=30, seed=2)
+    cold = np.array([3, 11, 20])
+    task = ev.mixed_task(ops, 30, cold, (5, 10), 0.25, 2, seed=1)
+    assert task.candidates is None and task.new_items.tolist() == [3, 11, 20]
+    assert task.fit[:, cold].nnz == 0 and task.promoted[:, cold].nnz == 0 and task.seen[:, cold].nnz == 0
+    assert task.relevant[:, cold].nnz > 0 and task.info["targets_known"] > 0
+    assert task.seen.multiply(task.relevant).nnz == 0
+    # every promoted cold rating of an evaluated user is a target
+    evaluated = ops[ops.user_id.isin(task.users) & ops.item.isin(cold) & (ops.opinion > 0)]
+    assert task.info["targets_new"] == len(evaluated)
