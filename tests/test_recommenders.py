@@ -115,19 +115,20 @@ def test_ease_learns_the_topics(world):
     assert all(i % 5 == 0 for i in recs[0])
 
 
-def test_hybrid_recommends_new_anime_by_text_and_known_by_cf(world):
+def test_hybrid_is_ease_on_rated_anime_and_maps_new_ones_through_text(world):
     _, _, liked, seen = world
     hybrid = fitted("hybrid", world)
-    text = fitted("text", world)
-    new = np.arange(35, 40)
-    # only new anime: the hybrid is its text part
+    new, rated = np.arange(35, 40), np.arange(35)
+    # only new anime: ranked by the CF scores of the rated anime they read like
     h, _ = hybrid.recommend(liked, 3, exclude=seen, candidates=new)
-    t, _ = text.recommend(liked, 3, exclude=seen, candidates=new)
-    assert np.array_equal(h, t) and (h >= 0).all()
-    assert h[0, 0] == 35  # the new topic-0 anime for the topic-0 user
-    # well-rated anime only: the hybrid's ranking leans on CF
-    share = hybrid.cf_share(np.arange(35))
-    assert (share > 0.4).all() and (hybrid.cf_share(new) == 0).all()
+    assert (h >= 0).all() and h[0, 0] == 35 and h[1, 0] == 36  # each user's own topic first
+    # only rated anime: exactly EASE's ranking
+    e, _ = fitted("ease", world).recommend(liked, 6, exclude=seen, candidates=rated)
+    assert np.array_equal(hybrid.recommend(liked, 6, exclude=seen, candidates=rated)[0], e)
+    assert (hybrid.cf_share(rated) == 1).all() and (hybrid.cf_share(new) == 0).all()
+    # all anime: the new anime of the user's topic competes with the rated ones
+    both, _ = hybrid.recommend(liked, 8, exclude=seen)
+    assert 35 in both[0]
 
 
 def test_text_fusion_mixes_the_two_similarities(world):

@@ -1,10 +1,20 @@
-"""CF where ratings exist, text where they do not: EASE and a text method blended per item.
+"""CF where ratings exist, text where they do not: EASE, extended to anime nobody rated
+through their descriptions.
 
-For each user both parts score every candidate; each part is divided by the user's best
-score of that part, so both lie in (-inf, 1]; an item with ``n`` promoters among the fitting
-users takes ``n / (n + shrink)`` of its score from CF and the rest from text. An anime no
-fitting user rated (a new season) is ranked by its text score alone, so the hybrid
-recommends anime that CF cannot; on well-rated anime it is EASE.
+EASE scores every anime some fitting user promoted. An anime without ratings (a new season)
+gets the *text-mapped* CF score: the weighted mean of the user's EASE scores of its
+``n_neighbors`` nearest rated anime by description, with weights ``similarity ** power``
+and a pseudo-neighbour of weight ``prior`` and score 0 in the denominator, so an anime only
+weakly like anything rated stays near 0. Both parts are then on one scale (the user's CF
+scores, divided by the user's largest); an anime with ``n`` promoters takes
+``n / (n + shrink)`` of its score from CF and the rest from the mapping scaled by
+``new_weight`` (``shrink = 0``: CF for every promoted anime, the mapping for the rest).
+
+Why not the text method's own pooled score for the new anime: its scale has nothing to do
+with CF's, so any blend needs a calibration that would be tuned to one data set; the mapping
+asks "how much would CF like this anime, judging by the rated anime it reads like", which
+also ranks the new anime far better (coldstart NDCG@10 0.39 vs 0.20 for TF-IDF pooling on
+the 2020 set, eval/results).
 """
 
 from __future__ import annotations
@@ -14,26 +24,34 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from ..baselines import dense_neighbors, sparse_neighbors
 from ..errors import AnirecError
 from .base import Params, Recommender
 from .ease import EASEParams, EASERecommender
+from .pooled import sparse_restore, sparse_state
 from .text import TFIDF, TextParams, TextRecommender
 
 
 @dataclass
 class HybridParams(Params):
     lam: float = 200.0  # EASE's L2 weight
-    model: str = TFIDF  # the text part: "tfidf" or a sentence-transformers name/path
+    model: str = TFIDF  # the text similarity: "tfidf" or a sentence-transformers name/path
     max_seq_length: int = 0
     tfidf_weight: float = 0.0
     backend: str = "torch"
-    n_neighbors: int = 20
-    shrink: float = 10.0  # promoters at which an anime's score is half CF, half text
+    n_neighbors: int = 20  # rated anime each unrated anime is mapped from
+    power: float = 2.0  # similarity ** power: the nearest rated anime count most
+    prior: float = 0.5  # weight of a score-0 pseudo-neighbour: weak text matches stay near 0
+    new_weight: float = 2.0  # scale of the mapped score next to CF's
+    shrink: float = 0.0  # promoters at which an anime is half CF, half mapped (0: CF if promoted at all)
     max_memory_gb: float = 0.0
 
     def check(self, where):
-        if self.shrink < 0:
-            raise AnirecError(f"{where}: shrink must be 0 or more.")
+        for name in ("shrink", "prior"):
+            if getattr(self, name) < 0:
+                raise AnirecError(f"{where}: {name} must be 0 or more.")
+        if self.power <= 0 or self.new_weight <= 0:
+            raise AnirecError(f"{where}: power and new_weight must be positive.")
         self.ease_params().check(where)
         self.text_params().check(where)
 
@@ -45,13 +63,21 @@ class HybridParams(Params):
                           backend=self.backend, n_neighbors=self.n_neighbors)
 
 
-def _per_user_scaled(scores: np.ndarray) -> np.ndarray:
-    """Each row divided by its best finite score (rows with no positive score: left as 0);
-    -inf (cannot recommend) becomes 0, the neutral contribution."""
-    finite = np.isfinite(scores)
-    best = np.where(finite, scores, -np.inf).max(axis=1, initial=-np.inf)
-    scale = np.where(best > 0, best, 1.0)
-    return np.where(finite, scores / scale[:, None], 0.0)
+def text_to_cf_mapping(item_rows, rated: np.ndarray, n_neighbors: int, power: float, prior: float) -> sp.csr_matrix:
+    """(items x len(rated)) weights: each item's ``n_neighbors`` nearest ``rated`` items by text
+    (never itself), weight similarity ** power over (sum of weights + prior)."""
+    find = sparse_neighbors if sp.issparse(item_rows) else dense_neighbors
+    idx, val = find(item_rows, n_neighbors, np.asarray(rated, np.int64))
+    n_items = idx.shape[0]
+    pos = np.full(n_items, -1, np.int64)
+    pos[rated] = np.arange(len(rated))
+    rows = np.repeat(np.arange(n_items), idx.shape[1])
+    cols = idx.ravel()
+    weight = np.maximum(val.ravel(), 0.0) ** power
+    ok = (cols >= 0) & (weight > 0)
+    m = sp.csr_matrix((weight[ok].astype(np.float32), (rows[ok], pos[cols[ok]])), shape=(n_items, len(rated)))
+    total = np.asarray(m.sum(axis=1)).ravel() + prior
+    return (sp.diags((1.0 / np.maximum(total, 1e-12)).astype(np.float32)) @ m).tocsr()
 
 
 class HybridRecommender(Recommender):
@@ -70,19 +96,28 @@ class HybridRecommender(Recommender):
         self.text.fit(x, catalog)
         self.support = np.bincount(x.indices[x.data > 0], minlength=x.shape[1]).astype(np.float32)
         self.n_items = int(x.shape[1])
+        p = self.params
+        self.mapping = text_to_cf_mapping(self.text.item_rows, self.cf.active, p.n_neighbors, p.power, p.prior)
         return self
 
     def cf_share(self, candidates: np.ndarray) -> np.ndarray:
+        """How much of each candidate's score comes from CF (the rest: the text mapping)."""
         n = self.support[candidates]
         return n / (n + self.params.shrink) if self.params.shrink > 0 else (n > 0).astype(np.float32)
 
     def scores(self, user_items, candidates):
-        cf = self.cf.scores(user_items, candidates)
-        text = self.text.scores(user_items, candidates)
+        cf_rated = np.nan_to_num(self.cf.scores(user_items, self.cf.active), neginf=0.0)
+        # per user, scores in units of the user's largest CF score
+        scale = np.abs(cf_rated).max(axis=1, initial=0.0)
+        cf_rated /= np.where(scale > 0, scale, 1.0)[:, None]
+        mapped = np.asarray((self.mapping[candidates] @ cf_rated.T).T)
+        pos = self.cf._active_pos()[candidates]
+        cf = np.full(mapped.shape, -np.inf, np.float32)
+        cf[:, pos >= 0] = cf_rated[:, pos[pos >= 0]]
         w = self.cf_share(candidates)[None, :]
-        blended = w * _per_user_scaled(cf) + (1.0 - w) * _per_user_scaled(text)
-        # an item neither part can score stays unrecommendable
-        return np.where(np.isfinite(cf) | np.isfinite(text), blended, -np.inf).astype(np.float32)
+        blended = w * np.nan_to_num(cf, neginf=0.0) + (1.0 - w) * self.params.new_weight * mapped
+        mappable = (np.diff(self.mapping[candidates].indptr) > 0)[None, :] & (w < 1)
+        return np.where(np.isfinite(cf) | mappable, blended, -np.inf).astype(np.float32)
 
     def describe(self):
         return {**super().describe(), "embedding": getattr(self.text, "embedding", None) if hasattr(self, "text") else None}
@@ -90,6 +125,7 @@ class HybridRecommender(Recommender):
     def state(self):
         out = {f"cf.{k}": v for k, v in self.cf.state().items()}
         out.update({f"text.{k}": v for k, v in self.text.state().items()})
+        out.update(sparse_state("mapping", self.mapping))
         out["support"] = self.support
         return out
 
@@ -97,6 +133,7 @@ class HybridRecommender(Recommender):
         self._parts()
         self.cf.restore({k[3:]: v for k, v in arrays.items() if k.startswith("cf.")}, catalog)
         self.text.restore({k[5:]: v for k, v in arrays.items() if k.startswith("text.")}, catalog)
+        self.mapping = sparse_restore("mapping", arrays)
         self.support = np.asarray(arrays["support"], np.float32)
         self.n_items = len(self.support)
         return self

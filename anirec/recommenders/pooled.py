@@ -16,24 +16,24 @@ from ..baselines import dense_neighbors, sparse_neighbors
 from .base import Recommender
 
 
-def _sparse_state(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
+def sparse_state(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
     m = sp.csr_matrix(m)
     return {f"{prefix}_data": m.data, f"{prefix}_indices": m.indices, f"{prefix}_indptr": m.indptr,
             f"{prefix}_shape": np.asarray(m.shape, np.int64)}
 
 
-def _sparse_restore(prefix: str, arrays: dict) -> sp.csr_matrix:
+def sparse_restore(prefix: str, arrays: dict) -> sp.csr_matrix:
     shape = tuple(int(x) for x in arrays[f"{prefix}_shape"])
     return sp.csr_matrix((arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]), shape=shape)
 
 
 def item_rows_state(rows) -> dict[str, np.ndarray]:
     """A method's item rows (dense vectors or sparse rows) as named arrays."""
-    return _sparse_state("rows", rows) if sp.issparse(rows) else {"rows": np.asarray(rows, np.float32)}
+    return sparse_state("rows", rows) if sp.issparse(rows) else {"rows": np.asarray(rows, np.float32)}
 
 
 def item_rows_restore(arrays: dict):
-    return _sparse_restore("rows", arrays) if "rows_indptr" in arrays else np.asarray(arrays["rows"], np.float32)
+    return sparse_restore("rows", arrays) if "rows_indptr" in arrays else np.asarray(arrays["rows"], np.float32)
 
 
 class PooledRecommender(Recommender):
