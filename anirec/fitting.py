@@ -112,5 +112,8 @@ def format_fit_summary(result: FitResult) -> str:
              f"saved         {result.folder}"]
     emb = r.describe().get("embedding")
     if emb:
-        lines.insert(1, f"text model    {emb.get('resolved') or emb.get('model')}")
+        how = ""
+        if "cache_hit" in emb:
+            how = f" ({'cached vectors' if emb['cache_hit'] else 'encoded'}, {emb['embed_seconds']:.1f} s)"
+        lines.insert(1, f"text model    {emb.get('resolved') or emb.get('model')}{how}")
     return "\n".join(lines)
