@@ -40,10 +40,10 @@ def demo_fitted_hybrid(catalog_path: Path, model: str, k: int, folder: Path, ech
     """Fit the hybrid (EASE on the demo's synthetic ratings + the text model), save it, load the
     folder back and answer a new user's --likes, as `anirec recommend --recommender` would."""
     from .fitted import load_fitted
-    from .fitting import MethodSpec, fit_to_folder, format_fit_summary
+    from .fitting import FitMethod, fit_to_folder, format_fit_summary
     from .serving import FittedQueries
 
-    fit = fit_to_folder(MethodSpec("hybrid", {"model": model}), str(DEMO_DIR), catalog_path, folder,
+    fit = fit_to_folder(FitMethod("hybrid", {"model": model}), str(DEMO_DIR), catalog_path, folder,
                         cache_dir=cache_dir, progress=False)
     echo("\n" + format_fit_summary(fit))
     answer = FittedQueries(load_fitted(folder)).for_likes(DEMO_LIKES, (), k)

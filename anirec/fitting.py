@@ -20,8 +20,10 @@ from .recommenders import Recommender, make, method_class
 
 
 @dataclass
-class MethodSpec:
-    name: str
+class FitMethod:
+    """A registry method name and its parameters (checked by ``make``)."""
+
+    method: str
     params: dict
 
 
@@ -39,9 +41,11 @@ def parse_param(text: str) -> tuple[str, object]:
 
 
 def method_spec(method: str | None = None, params: list[str] | None = None, config: str | Path | None = None,
-                model: str | None = None, max_seq_length: int | None = None) -> MethodSpec:
-    """The method and its parameters from a config's ``[method]`` table (``name = ...`` plus
-    parameters), overridden by the command line. Names and types are checked by ``make``."""
+                model: str | None = None, max_seq_length: int | None = None) -> FitMethod:
+    """The method and its parameters from a config's ``[method]`` table, overridden by the
+    command line. The table reads like an evaluation config's ``[[methods]]`` entry
+    (``method = "hybrid"`` plus parameters; its display ``name`` and ``optional`` are
+    ignored), so an evaluated entry can be fitted as is."""
     name, values = None, {}
     if config is not None:
         path = Path(config)
@@ -52,12 +56,12 @@ def method_spec(method: str | None = None, params: list[str] | None = None, conf
         except tomllib.TOMLDecodeError as exc:
             raise AnirecError(f"--config {path}: not valid TOML ({exc}).") from None
         if not isinstance(table, dict):
-            raise AnirecError(f'--config {path}: needs a [method] table (name = "ease", then its parameters).')
-        values = dict(table)
-        name = values.pop("name", None)
+            raise AnirecError(f'--config {path}: needs a [method] table (method = "ease", then its parameters).')
+        values = {k: v for k, v in table.items() if k not in ("name", "optional")}
+        name = values.pop("method", None)
     name = method or name
     if not name:
-        raise AnirecError("no method: pass --method NAME (or name = ... in the config's [method] table).")
+        raise AnirecError('no method: pass --method NAME (or method = "..." in the config\'s [method] table).')
     cls = method_class(str(name), "--method")
     for item in params or []:
         key, value = parse_param(item)
@@ -68,7 +72,7 @@ def method_spec(method: str | None = None, params: list[str] | None = None, conf
         if not cls.uses_text:
             raise AnirecError(f"{option}: method {name!r} reads no text; it applies to text and hybrid.")
         values[key] = value
-    return MethodSpec(str(name), values)
+    return FitMethod(str(name), values)
 
 
 @dataclass
@@ -78,11 +82,11 @@ class FitResult:
     manifest_extra: dict
 
 
-def fit_to_folder(spec: MethodSpec, ratings, catalog_path: str | Path, out: str | Path, **context) -> FitResult:
+def fit_to_folder(spec: FitMethod, ratings, catalog_path: str | Path, out: str | Path, **context) -> FitResult:
     """Fit ``spec`` on every rating (on a catalog anime) in ``ratings`` and save it to ``out``.
 
     ``context``: seed, cache_dir, batch_size, progress (see :func:`anirec.recommenders.make`)."""
-    recommender = make(spec.name, spec.params, where="--param", **context)  # bad params fail before any loading
+    recommender = make(spec.method, spec.params, where="--param", **context)  # bad params fail before any loading
     catalog = read_catalog(catalog_path)
     frame = load_ratings(ratings)
     ops, off_catalog = opinions_on_catalog(frame, catalog["MAL_ID"].to_numpy())

@@ -12,7 +12,7 @@ import pytest
 from anirec.data import load_ratings
 from anirec.errors import AnirecError
 from anirec.fitted import MANIFEST, STATE_DIR, load_fitted
-from anirec.fitting import MethodSpec, fit_to_folder, method_spec, parse_param
+from anirec.fitting import FitMethod, fit_to_folder, method_spec, parse_param
 from anirec.interactions import opinions_on_catalog, user_items
 from anirec.recommenders import REGISTRY
 
@@ -58,7 +58,7 @@ def _cli_fit(capsys, catalog_path, out, *extra):
 def test_loaded_folder_recommends_as_the_fitted_method(method, demo_catalog, demo_users, tmp_path):
     catalog, path = demo_catalog
     try:
-        result = fit_to_folder(MethodSpec(method, {}), str(DEMO), path, tmp_path / method, progress=False)
+        result = fit_to_folder(FitMethod(method, {}), str(DEMO), path, tmp_path / method, progress=False)
     except AnirecError as exc:
         if "cannot be saved" in str(exc):
             pytest.skip(str(exc))
@@ -268,9 +268,9 @@ def test_bad_fit_arguments_exit_2(demo_catalog, tmp_path, capsys, args, says):
 
 def test_fit_reads_a_method_table_and_the_command_line_wins(tmp_path):
     config = tmp_path / "fit.toml"
-    config.write_text('[method]\nname = "hybrid"\nlam = 50\nshrink = 3.0\n')
+    config.write_text('[method]\nname = "hybrid, shrunk"\nmethod = "hybrid"\nlam = 50\nshrink = 3.0\n')
     spec = method_spec(None, ["lam=80"], config, model="tfidf")
-    assert spec == MethodSpec("hybrid", {"lam": 80, "shrink": 3.0, "model": "tfidf"})
+    assert spec == FitMethod("hybrid", {"lam": 80, "shrink": 3.0, "model": "tfidf"})
     assert parse_param("model=all-MiniLM-L6-v2") == ("model", "all-MiniLM-L6-v2")
     assert parse_param("flag=true") == ("flag", True)
     config.write_text("[other]\n")

@@ -21,7 +21,7 @@ def fit(
     model: Optional[str] = typer.Option(None, "--model", help="Text model of text/hybrid (sets the `model` parameter): tfidf, a name or a folder."),
     max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", help="Text/hybrid: truncate descriptions to this many tokens."),
     out: Path = typer.Option(..., "--out", help="Folder to write (replaced atomically)."),
-    config: Optional[Path] = typer.Option(None, "--config", help='TOML file with a [method] table: name = "hybrid" and parameters; the command line wins.'),
+    config: Optional[Path] = typer.Option(None, "--config", help='TOML file with a [method] table: method = "hybrid" and parameters, as in an eval config\'s [[methods]]; the command line wins.'),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Embedding cache folder (default: $ANIREC_CACHE, else ~/.cache/anirec/embeddings)."),
     batch_size: int = typer.Option(32, "--batch-size", help="Descriptions per encoder batch (text models)."),
     seed: int = typer.Option(42, "--seed", help="Seed for methods that draw at random."),
