@@ -75,12 +75,21 @@ class FittedRecommender:
         return emb.get("resolved") or emb.get("model")
 
 
+def check_replaceable(folder: str | Path) -> Path:
+    """``folder`` may be written: new, empty, or an earlier fitted folder (it is replaced whole,
+    so anything else there would be lost)."""
+    folder = Path(folder)
+    if folder.exists() and not (folder.is_dir() and (not any(folder.iterdir()) or (folder / MANIFEST).exists())):
+        raise AnirecError(f"--out {folder}: exists and is not a fitted recommender folder; pass a new or empty folder.")
+    return folder
+
+
 def save_fitted(recommender: Recommender, folder: str | Path, catalog: pd.DataFrame, provenance: dict) -> Path:
     """Write ``recommender`` (fitted on ``catalog``'s rows) to ``folder`` atomically.
 
     ``provenance`` goes into the manifest as is (catalog path, ratings labels and fingerprint,
     users, fit seconds...)."""
-    folder = Path(folder)
+    folder = check_replaceable(folder)
     arrays = recommender.state()
     for name in arrays:
         if not _ARRAY_NAME.match(name):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .data import load_ratings, ratings_label, read_catalog
 from .errors import AnirecError
-from .fitted import save_fitted
+from .fitted import check_replaceable, save_fitted
 from .interactions import opinions_on_catalog, user_items
 from .labels import ratings_fingerprint
 from .recommenders import Recommender, make, method_class
@@ -87,6 +87,7 @@ def fit_to_folder(spec: FitMethod, ratings, catalog_path: str | Path, out: str |
 
     ``context``: seed, cache_dir, batch_size, progress (see :func:`anirec.recommenders.make`)."""
     recommender = make(spec.method, spec.params, where="--param", **context)  # bad params fail before any loading
+    check_replaceable(out)
     catalog = read_catalog(catalog_path)
     frame = load_ratings(ratings)
     ops, off_catalog = opinions_on_catalog(frame, catalog["MAL_ID"].to_numpy())

@@ -285,3 +285,13 @@ def test_fit_writes_atomically_and_replaces(demo_catalog, tmp_path, capsys):
     _cli_fit(capsys, demo_catalog[1], out, "--method", "ease")
     assert json.loads((out / MANIFEST).read_text())["method"] == "ease" != first["method"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rec"]  # no temporary folders left beside it
+
+
+def test_fit_never_replaces_a_folder_that_is_not_a_fitted_one(demo_catalog, tmp_path, capsys):
+    precious = tmp_path / "notes"
+    precious.mkdir()
+    (precious / "todo.txt").write_text("keep me")
+    err = expect_user_error(capsys, "fit", "--method", "popular", "--ratings", DEMO, "--catalog", demo_catalog[1],
+                            "--out", precious)
+    assert "is not a fitted recommender folder" in err
+    assert (precious / "todo.txt").read_text() == "keep me"
