@@ -109,8 +109,8 @@ def main() -> None:
     catalog_path = work / "catalog.parquet"
     catalog = build_catalog(args.catalog_data, catalog_path).catalog
     say("# anirec fit / recommend --recommender benchmark (issue 9)")
-    say(f"machine: {platform.machine()}, {os.cpu_count()} CPUs (shared with other jobs: timings are upper bounds), "
-        f"Python {platform.python_version()}, numpy {np.__version__}")
+    say(f"machine: {platform.machine()}, {os.cpu_count()} CPUs shared with other jobs (load average at start "
+        f"{os.getloadavg()[0]:.1f}: timings are upper bounds), Python {platform.python_version()}, numpy {np.__version__}")
     say(f"catalog: built from {args.catalog_data}, {len(catalog):,} anime; fitted on --ratings {args.ratings}")
     say(f"command: python bench/bench_recommend_fitted.py {' '.join(sys.argv[1:])}")
     say()
@@ -137,10 +137,14 @@ def main() -> None:
         say(f"## {name}")
         say(f"  anirec fit             {wall:6.2f} s wall (process start, loading, fit, save), peak RSS {rss:7.1f} MiB, "
             f"folder {size:.1f} MiB")
-        say("  " + out.strip().splitlines()[0])
+        for line in out.strip().splitlines():
+            if not line.startswith("saved"):
+                say("  " + line)
         fitted = bench_queries(folder, per_user, args.queries)
         bench_batch(fitted, ui, args.batch)
 
+    say()
+    say(f"load average at end {os.getloadavg()[0]:.1f}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
