@@ -8,6 +8,7 @@ from .build import build_catalog, format_build_summary
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
 DEMO_TITLES = ("Cowboy Bebop", "K-On!", "Death Note")
+DEMO_LIKES = ("Shingeki no Kyojin", "Steins;Gate")  # what a new user says they liked
 
 
 def run_demo(model: str = "all-MiniLM-L6-v2", k: int = 5, out_dir: Path = Path("out/demo"), echo=print,
@@ -30,4 +31,24 @@ def run_demo(model: str = "all-MiniLM-L6-v2", k: int = 5, out_dir: Path = Path("
             genres = rec.catalog["Genres"].iat[int(rec.rows_of_ids([r.MAL_ID])[0])]
             echo(f"  {r.rank}. {r.title}  ({genres})  cos={r.similarity:.3f}")
         shown[title] = recs["title"].tolist()
+    shown["likes"] = demo_fitted_hybrid(result.out, model, k, out_dir / "recommender", echo, cache_dir)
     return shown
+
+
+def demo_fitted_hybrid(catalog_path: Path, model: str, k: int, folder: Path, echo=print,
+                       cache_dir: Path | None = None) -> list[str]:
+    """Fit the hybrid (EASE on the demo's synthetic ratings + the text model), save it, load the
+    folder back and answer a new user's --likes, as `anirec recommend --recommender` would."""
+    from .fitted import load_fitted
+    from .fitting import FitMethod, fit_to_folder, format_fit_summary
+    from .serving import FittedQueries
+
+    fit = fit_to_folder(FitMethod("hybrid", {"model": model}), str(DEMO_DIR), catalog_path, folder,
+                        cache_dir=cache_dir, progress=False)
+    echo("\n" + format_fit_summary(fit))
+    answer = FittedQueries(load_fitted(folder)).for_likes(DEMO_LIKES, (), k)
+    likes = " ".join(f'--likes "{t}"' for t in DEMO_LIKES)
+    echo(f"\nanirec recommend --recommender {folder} {likes} -k {k}")
+    for r in answer.frame.itertuples(index=False):
+        echo(f"  {r.rank}. {r.title}  score={r.recommender_score:.3f}")
+    return answer.frame["title"].tolist()

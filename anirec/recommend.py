@@ -143,6 +143,25 @@ def _pulled_similarity(idx: np.ndarray, val: np.ndarray, items: np.ndarray) -> n
 # --------------------------------------------------------------------------- results
 
 
+def result_frame(catalog: pd.DataFrame, rows: np.ndarray, **extra) -> pd.DataFrame:
+    """The recommendation table: rank, MAL_ID, titles, type, premiered, MAL score, then ``extra``."""
+    # Only the k result rows are touched: converting whole 17k-row columns costs milliseconds.
+    cat = catalog.iloc[rows]
+    score = pd.to_numeric(cat["Score"], errors="coerce").to_numpy(np.float64) if "Score" in cat else np.nan
+    out = pd.DataFrame({
+        "rank": np.arange(1, len(rows) + 1),
+        "MAL_ID": cat["MAL_ID"].to_numpy(np.int64),
+        "title": cat["Name"].to_numpy(),
+        "english_title": cat["English name"].to_numpy(),
+        "type": cat["Type"].to_numpy(),
+        "premiered": cat["Premiered"].to_numpy(),
+        "score": score,
+    })
+    for name, values in extra.items():
+        out[name] = values
+    return out
+
+
 @dataclass
 class UserRecs:
     """Recommendations for many users: (users x k) MAL_IDs (-1 where fewer were found)."""
@@ -327,21 +346,7 @@ class Recommender:
         raise AnirecError(f"--pool {pool!r}: use 'mean' or 'votes'.")
 
     def _frame(self, rows: np.ndarray, **extra) -> pd.DataFrame:
-        # Only the k result rows are touched: converting whole 17k-row columns costs milliseconds.
-        cat = self.catalog.iloc[rows]
-        score = pd.to_numeric(cat["Score"], errors="coerce").to_numpy(np.float64) if "Score" in cat else np.nan
-        out = pd.DataFrame({
-            "rank": np.arange(1, len(rows) + 1),
-            "MAL_ID": self.ids[rows],
-            "title": cat["Name"].to_numpy(),
-            "english_title": cat["English name"].to_numpy(),
-            "type": cat["Type"].to_numpy(),
-            "premiered": cat["Premiered"].to_numpy(),
-            "score": score,
-        })
-        for name, values in extra.items():
-            out[name] = values
-        return out
+        return result_frame(self.catalog, rows, **extra)
 
     # ---------------------------------------------------------------- public API
 

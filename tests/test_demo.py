@@ -27,3 +27,9 @@ def test_demo_command_prints_recommendations(minilm_path, monkeypatch, capsys, t
     assert "kept          44 anime" in out
     assert out.count("Because you liked") >= 2
     assert (tmp_path / "catalog.parquet").exists()
+    # The fitted hybrid, saved and loaded back, answers a new user's --likes with other anime.
+    assert '--likes "Shingeki no Kyojin" --likes "Steins;Gate" -k 3' in out
+    answered = out.split('--likes "Steins;Gate" -k 3', 1)[1].strip().splitlines()
+    assert [line.split(".")[0].strip() for line in answered] == ["1", "2", "3"]
+    assert not any("Shingeki no Kyojin" in line or "Steins;Gate" in line for line in answered)
+    assert (tmp_path / "recommender" / "manifest.json").exists()

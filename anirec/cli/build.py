@@ -40,5 +40,6 @@ def demo(
     k: int = typer.Option(5, "-k", help="Recommendations per title."),
     out_dir: Path = typer.Option(Path("out/demo"), "--out-dir", help="Where the demo catalog is written."),
 ) -> None:
-    """Build the shipped demo catalog (data/demo), embed it and print recommendations for a few titles."""
+    """Build the shipped demo catalog (data/demo), embed it, print recommendations for a few titles,
+    then fit the hybrid recommender into OUT_DIR/recommender and answer a new user's --likes."""
     demo_stage.run_demo(model=model, k=k, out_dir=out_dir, echo=typer.echo)

@@ -12,11 +12,12 @@ from typing import List, Optional
 import typer
 
 from . import app
-from ..data import load_ratings, read_catalog
+from ..data import load_ratings, ratings_label, read_catalog
 from ..errors import AnirecError
 from ..embeddings import format_embed_summary, load_or_embed
 from ..models import DEFAULT_MODEL
 from ..recommend import Recommender, TitleIndex, user_ratings
+from ..serving import SCORE_COLUMN
 
 MODEL_HELP = "Embedder: a name (looked up in ~/.cache/anirec/models, then the hub) or a sentence-transformers folder."
 CATALOG_HELP = "Catalog parquet written by `anirec build`."
@@ -40,7 +41,12 @@ def embed(
     typer.echo(format_embed_summary(emb))
 
 
-def _print_table(frame, heading: str, user_mode: bool) -> None:
+# The value columns a result frame may carry, in display order, and how each is shown.
+_VALUE_COLUMNS = {"votes": ("votes", str), "similarity": ("similarity", "{:.3f}".format),
+                  SCORE_COLUMN: ("recommender score", "{:.4f}".format)}
+
+
+def _print_table(frame, heading: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -51,16 +57,14 @@ def _print_table(frame, heading: str, user_mode: bool) -> None:
     table.add_column("type")
     table.add_column("premiered")
     table.add_column("score", justify="right")
-    if user_mode or "votes" in frame:
-        table.add_column("votes", justify="right")
-    table.add_column("similarity", justify="right")
-    for r in frame.itertuples(index=False):  # k rows at most: display only
-        title = r.title if r.english_title in ("Unknown", r.title) else f"{r.title} [dim]({r.english_title})[/dim]"
-        cells = [str(r.rank), str(r.MAL_ID), title, str(r.type), str(r.premiered),
-                 "-" if r.score != r.score else f"{r.score:.2f}"]
-        if user_mode or "votes" in frame:
-            cells.append(str(r.votes))
-        cells.append(f"{r.similarity:.3f}")
+    values = [c for c in _VALUE_COLUMNS if c in frame]
+    for c in values:
+        table.add_column(_VALUE_COLUMNS[c][0], justify="right")
+    for r in frame.to_dict("records"):  # k rows at most: display only
+        title = r["title"] if r["english_title"] in ("Unknown", r["title"]) else f"{r['title']} [dim]({r['english_title']})[/dim]"
+        cells = [str(r["rank"]), str(r["MAL_ID"]), title, str(r["type"]), str(r["premiered"]),
+                 "-" if r["score"] != r["score"] else f"{r['score']:.2f}"]
+        cells += [_VALUE_COLUMNS[c][1](r[c]) for c in values]
         table.add_row(*cells)
     # Piped output (no terminal width to honour) gets room for "Name (English name)" titles.
     Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 130).print(table)
@@ -70,10 +74,12 @@ def _print_table(frame, heading: str, user_mode: bool) -> None:
 def recommend(
     titles: Optional[List[str]] = typer.Argument(None, help="One or more titles (Name or English name; typos are matched fuzzily). Several are pooled."),
     ids: Optional[List[int]] = typer.Option(None, "--id", help="MAL_ID of an anime to start from (repeatable)."),
-    user: Optional[int] = typer.Option(None, "--user", help="Recommend for this user_id from --ratings (reference pooling over their 9-10 ratings)."),
-    ratings: Optional[str] = typer.Option(None, "--ratings", help="Ratings for --user: rating_complete.csv, a parquet file, a folder or an HF id."),
-    model: str = typer.Option(DEFAULT_MODEL, "--model", help=MODEL_HELP),
-    catalog: Path = typer.Option(Path("catalog.parquet"), "--catalog", help=CATALOG_HELP),
+    user: Optional[int] = typer.Option(None, "--user", help="Recommend for this user_id from --ratings (without --recommender: reference pooling over their 9-10 ratings)."),
+    ratings: Optional[List[str]] = typer.Option(None, "--ratings", help="Ratings for --user: rating_complete.csv, a parquet file, a folder or an HF id (repeatable)."),
+    recommender: Optional[Path] = typer.Option(None, "--recommender", help="A folder written by `anirec fit`: serve its method instead of text embeddings."),
+    likes: Optional[List[str]] = typer.Option(None, "--likes", help="With --recommender: a title a new user liked (repeatable); no ratings file needed."),
+    model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP + f" Default {DEFAULT_MODEL}; with --recommender: refuse the folder unless it was fitted with this model."),
+    catalog: Optional[Path] = typer.Option(None, "--catalog", help=CATALOG_HELP + " Default catalog.parquet; with --recommender: refuse the folder unless it was fitted on this catalog."),
     k: int = typer.Option(10, "-k", "--top", help="How many recommendations."),
     pool: str = typer.Option("mean", "--pool", help="Several titles: 'mean' (cosine to their mean vector) or 'votes' (reference vote pooling)."),
     exclude_franchise: bool = typer.Option(False, "--exclude-franchise", help="Leave out titles sharing the query's base name (sequels, movies, spin-offs)."),
@@ -83,9 +89,20 @@ def recommend(
     as_json: bool = typer.Option(False, "--json", help="Print JSON (for scripts) instead of a table."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the encoding progress bar."),
 ) -> None:
-    """Recommend anime like some titles / MAL_IDs, or for a user from their ratings."""
+    """Recommend anime like some titles / MAL_IDs, for a user from their ratings, or (with
+    --recommender) for a new user's liked titles."""
     start = time.perf_counter()
-    titles, ids = list(titles or []), list(ids or [])
+    titles, ids, likes = list(titles or []), list(ids or []), list(likes or [])
+    if k < 1:
+        raise typer.BadParameter(f"{k}: must be at least 1", param_hint="-k")
+    if recommender is not None:
+        _check_fitted_options(titles or ids, user, ratings, likes, pool, exclude_franchise, max_seq_length)
+        _recommend_fitted(recommender, titles, ids, user, ratings, likes, catalog, model, k, as_json, start)
+        return
+    if likes:
+        raise AnirecError("--likes needs --recommender DIR (a folder from `anirec fit`); without it pass the titles themselves.")
+    model = model or DEFAULT_MODEL
+    catalog = catalog or Path("catalog.parquet")
     if user is None and ratings:
         raise typer.BadParameter("--ratings is only used with --user ID", param_hint="--ratings")
     if user is not None and not ratings:
@@ -94,8 +111,6 @@ def recommend(
         raise typer.BadParameter("give titles/--id or --user, not both", param_hint="--user")
     if user is None and not (titles or ids):
         raise typer.BadParameter("give a title, --id MAL_ID or --user ID --ratings FILE", param_hint="TITLES")
-    if k < 1:
-        raise typer.BadParameter(f"{k}: must be at least 1", param_hint="-k")
     if pool not in ("mean", "votes"):
         raise typer.BadParameter(f"{pool!r}: use 'mean' or 'votes'", param_hint="--pool")
 
@@ -107,11 +122,7 @@ def recommend(
     else:
         index = TitleIndex(cat)
         matches = [index.match(t) for t in titles]
-        for m in matches:
-            if m.how == "fuzzy":
-                info(f"matched '{m.query}' -> '{m.title}' (fuzzy, {m.score:.0f}/100)")
-            elif m.how == "case":
-                info(f"matched '{m.query}' -> '{m.title}'")
+        _say_matches(matches, info)
         unknown = sorted(set(ids) - set(cat["MAL_ID"].tolist()))
         if unknown:
             raise AnirecError(f"--id {unknown[0]}: no anime with that MAL_ID in {catalog} ({len(cat):,} anime).")
@@ -122,7 +133,7 @@ def recommend(
     if user is not None:
         frame = rec.for_user(mine, k)
         heading = f"For user {user} ({frame.attrs['promoted']} promoted anime pooled, already-rated excluded)"
-        query = {"user": user, "ratings": ratings, "promoted": frame.attrs["promoted"]}
+        query = {"user": user, "ratings": ratings_label(ratings), "promoted": frame.attrs["promoted"]}
     else:
         frame = rec.similar(queries, k, pool=pool, exclude_franchise=exclude_franchise)
         names = [str(rec.catalog["Name"].iat[m.row]) for m in frame.attrs["matches"]]
@@ -136,7 +147,61 @@ def recommend(
                    "recommendations": json.loads(frame.to_json(orient="records", double_precision=6))}
         typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
         return
-    _print_table(frame, heading, user is not None)
+    _print_table(frame, heading)
     if len(frame) < k:
         typer.echo(f"only {len(frame)} candidate(s) found (fewer than -k {k}).")
+    typer.echo(f"done in {elapsed:.2f} s")
+
+
+def _say_matches(matches, info) -> None:
+    """Tell the user when a title was matched loosely, so a wrong guess is visible."""
+    for m in matches:
+        if m.how == "fuzzy":
+            info(f"matched '{m.query}' -> '{m.title}' (fuzzy, {m.score:.0f}/100)")
+        elif m.how == "case":
+            info(f"matched '{m.query}' -> '{m.title}'")
+
+
+def _check_fitted_options(title_query: bool, user, ratings, likes, pool, exclude_franchise, max_seq_length) -> None:
+    """One kind of query per call, and no option that only the text-embedding path reads."""
+    asked = [name for name, given in (("titles/--id", title_query), ("--user", user is not None), ("--likes", bool(likes))) if given]
+    if len(asked) > 1:
+        raise AnirecError(f"give one of titles/--id, --user or --likes, not {' and '.join(asked)}.")
+    if not asked:
+        raise AnirecError('give a title, --id MAL_ID, --likes "TITLE" or --user ID --ratings FILE.')
+    if user is not None and not ratings:
+        raise AnirecError("--user needs --ratings FILE.")
+    if user is None and ratings:
+        raise AnirecError("--ratings is only used with --user ID.")
+    unused = [opt for opt, given in (("--pool", pool != "mean"), ("--exclude-franchise", exclude_franchise),
+                                     ("--max-seq-length", max_seq_length is not None)) if given]
+    if unused:
+        raise AnirecError(f"{unused[0]} does not apply with --recommender (the folder fixes how it recommends).")
+
+
+def _recommend_fitted(folder: Path, titles, ids, user, ratings, likes, catalog, model, k, as_json, start) -> None:
+    from ..fitted import load_fitted
+    from ..serving import FittedQueries
+
+    info = (lambda msg: print(msg, file=sys.stderr)) if as_json else typer.echo
+    fitted = load_fitted(folder, read_catalog(catalog) if catalog is not None else None, model)
+    queries = FittedQueries(fitted)
+    if user is not None:
+        answer = queries.for_user(load_ratings(ratings), user, k, ratings_label(ratings))
+    elif likes:
+        answer = queries.for_likes(likes, (), k)
+    else:
+        answer = queries.similar(titles, ids, k)
+    _say_matches(answer.matches, info)
+    elapsed = time.perf_counter() - start
+    frame = answer.frame
+    if as_json:
+        payload = {"query": answer.query, "method": fitted.method, "recommender": str(folder), "model": fitted.model,
+                   "k": k, "seconds": round(elapsed, 3),
+                   "recommendations": json.loads(frame.to_json(orient="records", double_precision=6))}
+        typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        return
+    _print_table(frame, f"{answer.heading}  [{fitted.method}: {folder}]")
+    if len(frame) < k:
+        typer.echo(f"only {len(frame)} recommendation(s) found (fewer than -k {k}).")
     typer.echo(f"done in {elapsed:.2f} s")

@@ -84,7 +84,8 @@ class EASERecommender(Recommender):
         ok = cpos >= 0
         out = np.full((liked.shape[0], len(candidates)), -np.inf, np.float32)
         if ok.any():
-            out[:, ok] = np.asarray(liked @ self.weights[:, cpos[ok]])
+            # product first, then pick columns: slicing B's columns would copy all of B on every call
+            out[:, ok] = np.asarray(liked @ self.weights)[:, cpos[ok]]
         return out
 
     def item_scores(self, items, candidates):

@@ -1,0 +1,34 @@
+"""`anirec fit`: fit a registered recommender and save it as a folder `recommend --recommender` serves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from . import app
+from ..fitting import fit_to_folder, format_fit_summary, method_spec
+from ..recommenders import REGISTRY
+
+
+@app.command()
+def fit(
+    method: Optional[str] = typer.Option(None, "--method", help=f"Recommender: {', '.join(REGISTRY)}."),
+    params: Optional[List[str]] = typer.Option(None, "--param", help="A method parameter as key=value (repeatable), e.g. lam=200."),
+    ratings: List[str] = typer.Option(..., "--ratings", help="Ratings to fit on: rating_complete.csv, parquet, a folder or an HF id (repeatable: sets are stacked)."),
+    catalog: Path = typer.Option(Path("catalog.parquet"), "--catalog", help="Catalog parquet written by `anirec build`."),
+    model: Optional[str] = typer.Option(None, "--model", help="Text model of text/hybrid (sets the `model` parameter): tfidf, a name or a folder."),
+    max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", help="Text/hybrid: truncate descriptions to this many tokens."),
+    out: Path = typer.Option(..., "--out", help="Folder to write (replaced atomically)."),
+    config: Optional[Path] = typer.Option(None, "--config", help='TOML file with a [method] table: method = "hybrid" and parameters, as in an eval config\'s [[methods]]; the command line wins.'),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Embedding cache folder (default: $ANIREC_CACHE, else ~/.cache/anirec/embeddings)."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Descriptions per encoder batch (text models)."),
+    seed: int = typer.Option(42, "--seed", help="Seed for methods that draw at random."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the encoding progress bar."),
+) -> None:
+    """Fit a recommender on ratings + a catalog and save it (method, parameters, arrays, manifest with hashes)."""
+    spec = method_spec(method, params, config, model, max_seq_length)
+    result = fit_to_folder(spec, ratings, catalog, out, seed=seed, cache_dir=cache_dir, batch_size=batch_size,
+                           progress=progress)
+    typer.echo(format_fit_summary(result))
