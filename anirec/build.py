@@ -17,7 +17,7 @@ from .descriptions import (
     token_lengths,
     truncation_table,
 )
-from .io import write_parquet
+from .io import check_writable_output, write_parquet
 from .models import load_tokenizer
 
 # What later stages read; the rest of the Kaggle columns are kept too when present.
@@ -36,6 +36,8 @@ class BuildResult:
 
 def build_catalog(data: str | Path, out: str | Path | None = None, skip_unknown: bool = False) -> BuildResult:
     """Load, describe and (if ``out``) write the catalog atomically."""
+    if out is not None:
+        check_writable_output(out, "file", "--out")
     loaded = load_catalog(data)
     catalog, dropped = build_descriptions(loaded.frame, skip_unknown=skip_unknown)
     rest = [c for c in catalog.columns if c not in FRONT_COLUMNS]
@@ -65,7 +67,8 @@ def format_build_summary(r: BuildResult) -> str:
     if r.duplicates_dropped:
         lines.append(f"dropped  {r.duplicates_dropped:>7,} duplicate MAL_ID rows")
     for why, n in r.dropped.items():
-        lines.append(f"dropped  {n:>7,} ({why})")
+        if n or why != "no name":  # the synopsis counts are always worth seeing; a name is rarely missing
+            lines.append(f"dropped  {n:>7,} ({why})")
     lines.append(f"kept     {len(r.catalog):>7,} anime" + (f" -> {r.out}" if r.out else ""))
     lines.append(
         f"description length (characters): min {s['min']}, p50 {s['p50']}, p90 {s['p90']}, "
