@@ -17,6 +17,7 @@ from .descriptions import (
     token_lengths,
     truncation_table,
 )
+from .errors import AnirecError
 from .io import check_writable_output, write_parquet
 from .models import load_tokenizer
 
@@ -40,6 +41,10 @@ def build_catalog(data: str | Path, out: str | Path | None = None, skip_unknown:
         check_writable_output(out, "file", "--out")
     loaded = load_catalog(data)
     catalog, dropped = build_descriptions(loaded.frame, skip_unknown=skip_unknown)
+    if len(catalog) == 0:
+        reasons = ", ".join(f"{n:,} {why}" for why, n in dropped.items() if n)
+        raise AnirecError(f"{loaded.source}: no anime left to describe ({reasons}). "
+                          "Check the synopsis and Name columns of the data.")
     rest = [c for c in catalog.columns if c not in FRONT_COLUMNS]
     catalog = catalog[FRONT_COLUMNS + rest]
     # Mixed object columns (numbers read as text, 'Unknown') are stored as strings; ids stay ints.

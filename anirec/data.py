@@ -105,7 +105,7 @@ def _read_csv_strings(path: Path, bad_bytes: str = "warn", **kwargs) -> pd.DataF
             return pd.read_csv(path, encoding_errors="replace", **kwargs)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, csv.Error, OSError) as exc:
         # pandas' tokenizer messages end in a newline and name the line: keep them, on one line.
-        detail = " ".join(str(exc).split())
+        detail = _short(" ".join(str(exc).split()), 300)
         raise AnirecError(f"{path}: cannot be read as CSV ({detail}). Fix that line or export the file again.") from None
 
 
@@ -132,8 +132,18 @@ def _require_columns(df: pd.DataFrame, columns: list[str], where: str) -> None:
     if missing:
         raise AnirecError(
             f"{where}: missing column {', '.join(repr(c) for c in missing)} "
-            f"(found: {', '.join(map(str, df.columns[:12]))}). Use the Kaggle 2020 layout or rename the column."
+            f"(found: {', '.join(_short(str(c)) for c in df.columns[:12])}). "
+            "Use the Kaggle 2020 layout or rename the column."
         )
+
+
+def _short(text: str, limit: int = 40) -> str:
+    """Text from a data file for an error line: a 100,000-character field must not become the message."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def _shown(value) -> str:
+    return _short(repr(value))
 
 
 def _integer_ids(values: pd.Series, column: str, where: str) -> np.ndarray:
@@ -141,12 +151,13 @@ def _integer_ids(values: pd.Series, column: str, where: str) -> np.ndarray:
     if pd.api.types.is_integer_dtype(values):
         return values.to_numpy(np.int64)
     num = pd.to_numeric(values, errors="coerce")
-    bad = num.isna() | (num != np.floor(num))
+    # Beyond +-2^53 a float no longer holds every integer, and far beyond it int64 cannot: refused too.
+    bad = num.isna() | (num != np.floor(num)) | (num.abs() > 2.0**53)
     if bad.any():
         pos = int(np.flatnonzero(bad.to_numpy())[0])
         raise AnirecError(
-            f"{where}, row {pos + 2} (line {pos + 2} counting the header): {column} {values.iloc[pos]!r} "
-            f"is not an integer. Fix or delete that row."
+            f"{where}, row {pos + 2} (line {pos + 2} counting the header): {column} {_shown(values.iloc[pos])} "
+            f"is not an integer{' in range' if pd.notna(num.iloc[pos]) else ''}. Fix or delete that row."
         )
     return num.to_numpy().astype(np.int64)
 
@@ -262,7 +273,7 @@ def _ratings_csv(path: Path) -> pd.DataFrame:
         table = pacsv.read_csv(path, convert_options=opts)
         problem = next((f"blank {c}" for c in RATING_COLUMNS if table.column(c).null_count), None)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        problem = _short(str(exc).splitlines()[0], 200) if str(exc) else type(exc).__name__
     if problem is not None:
         # The slow path names the first bad row (a blank field, a bad byte, a word for a number).
         text = _read_csv_strings(path, bad_bytes="quiet", usecols=RATING_COLUMNS, keep_default_na=False)

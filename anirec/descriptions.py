@@ -86,14 +86,21 @@ def clean_text_columns(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _text(values: pd.Series) -> pd.Series:
+    """Stripped text with '' for missing values, whatever the column's dtype (a column that a broken
+    CSV row left all-missing comes back as float)."""
+    return pd.Series([v.strip() if isinstance(v, str) else ("" if pd.isna(v) else str(v).strip()) for v in values],
+                     index=values.index, dtype=object)
+
+
 def build_descriptions(frame: pd.DataFrame, skip_unknown: bool = False) -> tuple[pd.DataFrame, dict]:
     """Add a ``description`` column; rows without a synopsis or a Name are dropped and counted."""
     frame = clean_text_columns(frame)
-    s = frame["synopsis"].fillna("").astype(str).str.strip()
+    s = _text(frame["synopsis"])
     empty = s == ""
     placeholder = ~empty & s.str.lower().str.startswith(SYNOPSIS_PLACEHOLDERS)
     # A blank Name would be written as "nan is a TV Show" and can never be asked for by title.
-    no_name = ~(empty | placeholder) & (frame["Name"].fillna("").astype(str).str.strip() == "")
+    no_name = ~(empty | placeholder) & (_text(frame["Name"]) == "")
     kept = frame[~(empty | placeholder | no_name)].copy()
     # A comprehension over dict rows: the template is per-row string work, ~10x faster than df.apply.
     kept["description"] = [describe(r, skip_unknown) for r in kept.to_dict("records")]

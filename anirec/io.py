@@ -132,7 +132,8 @@ def check_writable_output(path: str | Path, kind: str = "file", what: str = "--o
     are written into, e.g. the evaluation tables). Refused: a file output that is a folder,
     a folder output that is a file, a parent that is a file, and a folder the write must
     create things in but cannot (probed by creating a file: that also catches read-only
-    mounts and ACLs, which permission bits do not show).
+    mounts and ACLs, which permission bits do not show; an unnamed O_TMPFILE file where the
+    system has them, so a kill during the probe leaves nothing behind).
     """
     if kind not in ("file", "dir", "files-in"):
         raise ValueError(f"kind must be 'file', 'dir' or 'files-in', not {kind!r}")
@@ -151,9 +152,8 @@ def check_writable_output(path: str | Path, kind: str = "file", what: str = "--o
     if not probe_in.is_dir():
         raise AnirecError(f"{what} {path}: {probe_in} is a file, so nothing can be created under it. Choose another path.")
     try:
-        fd, probe = tempfile.mkstemp(prefix=".anirec-write-check.", dir=probe_in)
-        os.close(fd)
-        os.unlink(probe)
+        with tempfile.TemporaryFile(prefix=".anirec-write-check.", dir=probe_in):
+            pass
     except OSError as exc:
         raise AnirecError(
             f"{what} {path}: cannot write in {probe_in} ({exc.strerror or exc}). "

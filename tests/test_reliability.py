@@ -234,7 +234,7 @@ def test_unwritable_folder_is_refused_up_front(tiny, tmp_path, capsys, monkeypat
         raise PermissionError(13, "Permission denied")
 
     # root may write anywhere, so a read-only folder is simulated where the check probes it.
-    monkeypatch.setattr(anirec.io.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(anirec.io.tempfile, "TemporaryFile", denied)
     line = one_error_line(expect_user_error(capsys, "build", "--data", tiny, "--out", tmp_path / "c.parquet"))
     assert f"cannot write in {tmp_path} (Permission denied)" in line
 
