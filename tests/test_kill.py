@@ -83,16 +83,17 @@ def spawn(args: list, log: Path) -> subprocess.Popen:
                                 stdout=subprocess.DEVNULL, stderr=f)
 
 
-def writing(folder: Path, output: str = "") -> bool:
-    """Whether a temp file (of ``output``, or of anything) is in ``folder``."""
-    return any(n.startswith(f".{output}") and n.endswith(".tmp") for n in os.listdir(folder))
+def writing(folder: Path, prefix: str = ".") -> bool:
+    """Whether a temp file (named ``.OUTPUT.PID.RANDOM.tmp`` by anirec.io) starting with ``prefix`` is in ``folder``."""
+    return any(n.startswith(prefix) and n.endswith(".tmp") for n in os.listdir(folder))
 
 
 def kill_during(proc: subprocess.Popen, folder: Path, after: float | str) -> int:
-    """SIGKILL ``proc`` ``after`` seconds in, or as soon as a temp file shows it writing output ``after``."""
+    """SIGKILL ``proc`` ``after`` seconds in, or as soon as its temp file shows it writing output ``after``
+    (its own: a temp left by an earlier kill must not trigger this one)."""
     start = time.monotonic()
     while proc.poll() is None:
-        if (writing(folder, after) if isinstance(after, str) else time.monotonic() - start >= after):
+        if (writing(folder, f".{after}.{proc.pid}.") if isinstance(after, str) else time.monotonic() - start >= after):
             proc.send_signal(signal.SIGKILL)
             break
         time.sleep(0.001)
@@ -125,9 +126,12 @@ def test_killed_runs_leave_targets_absent_or_complete(target, data, tmp_path):
     for i in range(KILLS):
         # Every other kill hits each output's write in turn; the others land anywhere in the run.
         moment = target.outputs[(i // 2) % len(target.outputs)] if i % 2 == 0 else rng.uniform(0.2, 1.0) * full_run
-        finished = kill_during(spawn(target.args(data, out, not on_disk), log), out, moment) == 0
+        before = {name: (out / name).stat().st_mtime_ns for name in target.outputs if (out / name).exists()}
+        kill_during(spawn(target.args(data, out, not on_disk), log), out, moment)
         outcome = target.check(out)
-        if finished:
+        replaced = {name for name in target.outputs if (out / name).exists()
+                    and (out / name).stat().st_mtime_ns != before.get(name)}
+        if target.outputs[-1] in replaced:  # the run got through its last write (the kill came late, or never)
             on_disk = not on_disk
         elif isinstance(moment, str) and moment != target.outputs[0]:
             # Killed writing a later file after an earlier one was replaced with other settings:
