@@ -135,25 +135,32 @@ def test_build_survives_malformed_csvs(clean_data, capsys, which, damage):
             assert (names.str.strip() != "").all() and not names.str.contains("\x1b").any()
 
 
+def run_on_damaged_ratings(clean_data, capsys, damage, args, outputs) -> None:
+    """Damage rating_complete.csv, run `anirec ARGS` (``args(ratings, catalog, work folder)``), check
+    the outcome against ``outputs(work folder)``."""
+    tmp, mal, catalog = example_folder(clean_data)
+    with tmp:
+        ratings, work = mal / "rating_complete.csv", Path(tmp.name)
+        apply_damage(ratings, damage)
+        code, stdout, err = run_cli(capsys, *args(ratings, catalog, work))
+        check_outcome(code, stdout, err, outputs(work))
+
+
 @fuzz_settings(20)
 @given(damage=edits(40, 3))
 def test_pairs_survives_malformed_ratings(clean_data, capsys, damage):
-    tmp, mal, catalog = example_folder(clean_data)
-    with tmp:
-        apply_damage(mal / "rating_complete.csv", damage)
-        out = Path(tmp.name) / "out" / "pairs.parquet"
-        code, stdout, err = run_cli(capsys, "pairs", "--ratings", mal / "rating_complete.csv", "--catalog", catalog,
-                                    "--out", out, *TINY_PAIRS_OPTIONS)
-        check_outcome(code, stdout, err, [out, out.with_name("pairs.split.parquet")])
+    run_on_damaged_ratings(
+        clean_data, capsys, damage,
+        lambda ratings, catalog, work: ["pairs", "--ratings", ratings, "--catalog", catalog,
+                                        "--out", work / "pairs.parquet", *TINY_PAIRS_OPTIONS],
+        lambda work: [work / "pairs.parquet", work / "pairs.split.parquet"])
 
 
 @fuzz_settings(10)
 @given(damage=edits(40, 3))
 def test_evaluate_survives_malformed_ratings(clean_data, capsys, damage):
-    tmp, mal, catalog = example_folder(clean_data)
-    with tmp:
-        apply_damage(mal / "rating_complete.csv", damage)
-        out = Path(tmp.name) / "eval"
-        code, stdout, err = run_cli(capsys, "evaluate", "--catalog", catalog, "--ratings", mal / "rating_complete.csv",
-                                    "-b", "random,popular", "--protocols", "holdout", "--bootstrap", "0", "--out", out)
-        check_outcome(code, stdout, err, [out / "results.csv", out / "meta.json"])
+    run_on_damaged_ratings(
+        clean_data, capsys, damage,
+        lambda ratings, catalog, work: ["evaluate", "--catalog", catalog, "--ratings", ratings, "-b", "random,popular",
+                                        "--protocols", "holdout", "--bootstrap", "0", "--out", work / "eval"],
+        lambda work: [work / "eval" / "results.csv", work / "eval" / "meta.json"])
