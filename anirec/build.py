@@ -33,10 +33,13 @@ class BuildResult:
     rows_read: int
     duplicates_dropped: int
     dropped: dict[str, int]
+    coverage: dict | None = None  # ratings_report of the ratings given, if any
 
 
-def build_catalog(data: str | Path, out: str | Path | None = None, skip_unknown: bool = False) -> BuildResult:
-    """Load, describe and (if ``out``) write the catalog atomically."""
+def build_catalog(data: str | Path, out: str | Path | None = None, skip_unknown: bool = False,
+                  ratings=None) -> BuildResult:
+    """Load, describe and (if ``out``) write the catalog atomically; with ``ratings``, validate
+    them and count what falls outside the catalog first (bad ratings: nothing is written)."""
     if out is not None:
         check_writable_output(out, "file", "--out")
     loaded = load_catalog(data)
@@ -52,9 +55,11 @@ def build_catalog(data: str | Path, out: str | Path | None = None, skip_unknown:
         if catalog[c].dtype == object:
             catalog[c] = catalog[c].astype("string")
     catalog["MAL_ID"] = catalog["MAL_ID"].astype(np.int64)
+    coverage = ratings_report(ratings, catalog) if ratings else None
     if out is not None:
         write_parquet(catalog, out)
-    return BuildResult(catalog, loaded.source, Path(out) if out else None, loaded.rows_read, loaded.duplicates_dropped, dropped)
+    return BuildResult(catalog, loaded.source, Path(out) if out else None, loaded.rows_read, loaded.duplicates_dropped,
+                       dropped, coverage)
 
 
 def open_catalog(source: str | Path) -> pd.DataFrame:

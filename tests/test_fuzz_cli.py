@@ -122,13 +122,13 @@ def example_folder(clean_data) -> tuple[tempfile.TemporaryDirectory, Path, Path]
 
 
 @fuzz_settings(25)
-@given(which=st.sampled_from(["anime.csv", "anime_with_synopsis.csv"]), damage=edits(7, 16))
+@given(which=st.sampled_from(["anime.csv", "anime_with_synopsis.csv", "rating_complete.csv"]), damage=edits(7, 16))
 def test_build_survives_malformed_csvs(clean_data, capsys, which, damage):
     tmp, mal, _ = example_folder(clean_data)
     with tmp:
         apply_damage(mal / which, damage)
         out = Path(tmp.name) / "out" / "catalog.parquet"
-        code, stdout, err = run_cli(capsys, "build", "--data", mal, "--out", out)
+        code, stdout, err = run_cli(capsys, "build", "--data", mal, "--out", out, "--ratings", mal)
         check_outcome(code, stdout, err, [out])
         if code == 0:
             names = pd.read_parquet(out)["Name"].astype(str)

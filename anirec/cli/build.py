@@ -26,10 +26,10 @@ def build(
         raise typer.BadParameter("--histogram needs --tokenizer MODEL", param_hint="--histogram")
     if histogram:
         check_writable_output(histogram, "file", "--histogram")
-    result = build_stage.build_catalog(data, out, skip_unknown=skip_unknown)
+    result = build_stage.build_catalog(data, out, skip_unknown=skip_unknown, ratings=ratings)
     typer.echo(build_stage.format_build_summary(result))
-    if ratings:
-        typer.echo(build_stage.format_coverage(build_stage.ratings_report(ratings, result.catalog)))
+    if result.coverage:
+        typer.echo(build_stage.format_coverage(result.coverage))
     if tokenizer:
         stats = build_stage.token_stats(result.catalog["description"].tolist(), tokenizer, histogram)
         typer.echo(build_stage.format_token_stats(stats, tokenizer))
