@@ -1,4 +1,4 @@
-"""Property-based: build, pairs and evaluate fed malformed CSVs (random blanks, bad bytes, wrong
+"""Property-based: build, pairs, evaluate and fit fed malformed CSVs (random blanks, bad bytes, wrong
 types, duplicate keys, huge fields, broken rows) exit 0, or exit 2 with one `anirec: error:`
 line; never a traceback, and never a partial output.
 
@@ -164,3 +164,13 @@ def test_evaluate_survives_malformed_ratings(clean_data, capsys, damage):
         lambda ratings, catalog, work: ["evaluate", "--catalog", catalog, "--ratings", ratings, "-b", "random,popular",
                                         "--protocols", "holdout", "--bootstrap", "0", "--out", work / "eval"],
         lambda work: [work / "eval" / "results.csv", work / "eval" / "meta.json"])
+
+
+@fuzz_settings(10)
+@given(damage=edits(40, 3))
+def test_fit_survives_malformed_ratings(clean_data, capsys, damage):
+    run_on_damaged_ratings(
+        clean_data, capsys, damage,
+        lambda ratings, catalog, work: ["fit", "--method", "popular", "--ratings", ratings, "--catalog", catalog,
+                                        "--out", work / "recommender"],
+        lambda work: [work / "recommender"])

@@ -4,7 +4,7 @@ belong together, refused by their readers), and the next run succeeds and leaves
 
 Each command is a real subprocess (``python -m anirec``) on the tiny Kaggle-layout data. Killed
 runs use other settings than the complete run before them, so a kill between two writes leaves
-a new file beside an old one. Add a command (e.g. `fit`) with one more entry in TARGETS.
+a new file beside an old one. Add a command with one more entry in TARGETS.
 ANIREC_KILLS=20 kills more often.
 """
 
@@ -57,6 +57,14 @@ def check_pairs(out: Path) -> str:
     return "complete"
 
 
+def check_fitted(out: Path) -> str:
+    from anirec.fitted import load_fitted
+
+    if (out / "recommender").exists():
+        load_fitted(out / "recommender")  # verifies every file against the manifest
+    return "complete"
+
+
 @dataclass
 class Target:
     name: str
@@ -73,6 +81,9 @@ TARGETS = [
            lambda mal, out, other: ["pairs", "--ratings", mal, "--catalog", mal.parent / "catalog.parquet",
                                     "--out", out / "pairs.parquet", "--test-size", "0.3" if other else "0.1",
                                     *TINY_PAIRS_OPTIONS], check_pairs),
+    Target("fit", ["recommender"],
+           lambda mal, out, other: ["fit", "--method", "random" if other else "popular", "--ratings", mal,
+                                    "--catalog", mal.parent / "catalog.parquet", "--out", out / "recommender"], check_fitted),
 ]
 
 

@@ -194,14 +194,17 @@ def work_forbidden(monkeypatch):
     import anirec.cli.export
     import anirec.cli.pairs
     import anirec.evaluation
+    import anirec.evaluation.runner
+    import anirec.fitting
     import anirec.training
 
     monkeypatch.setattr(anirec.build, "load_catalog", _no_work)
     monkeypatch.setattr(anirec.cli.pairs, "_catalog_ids", _no_work)
-    monkeypatch.setattr(anirec.evaluation, "load_inputs", _no_work)
-    monkeypatch.setattr(anirec.evaluation, "_load_catalog", _no_work)
+    monkeypatch.setattr(anirec.evaluation.runner, "load_inputs", _no_work)
+    monkeypatch.setattr(anirec.evaluation, "_load_catalog", _no_work)  # what cold-anime calls
     monkeypatch.setattr(anirec.cli.export, "read_catalog", _no_work)
     monkeypatch.setattr(anirec.training, "read_pairs", _no_work)
+    monkeypatch.setattr(anirec.fitting, "read_catalog", _no_work)
 
 
 def test_every_output_path_is_checked_before_any_work(tiny, tiny_catalog, tmp_path, capsys, work_forbidden):
@@ -219,6 +222,8 @@ def test_every_output_path_is_checked_before_any_work(tiny, tiny_catalog, tmp_pa
         (["cold-anime", "--catalog", tiny_catalog, "--ratings", tiny, "--out", a_dir], "--out", "is a folder"),
         (["export", "--catalog", tiny_catalog, "--out", a_file], "--out", "is a file"),
         (["finetune", "--base", "m", "--catalog", tiny_catalog, "--pairs", "p.parquet", "--out", a_file / "m"],
+         "--out", f"{a_file} is a file"),
+        (["fit", "--method", "popular", "--ratings", tiny, "--catalog", tiny_catalog, "--out", a_file / "r"],
          "--out", f"{a_file} is a file"),
     ]
     for command, option, what in cases:
