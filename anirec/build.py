@@ -17,7 +17,8 @@ from .descriptions import (
     token_lengths,
     truncation_table,
 )
-from .io import write_parquet
+from .errors import AnirecError
+from .io import check_writable_output, write_parquet
 from .models import load_tokenizer
 
 # What later stages read; the rest of the Kaggle columns are kept too when present.
@@ -32,12 +33,21 @@ class BuildResult:
     rows_read: int
     duplicates_dropped: int
     dropped: dict[str, int]
+    coverage: dict | None = None  # ratings_report of the ratings given, if any
 
 
-def build_catalog(data: str | Path, out: str | Path | None = None, skip_unknown: bool = False) -> BuildResult:
-    """Load, describe and (if ``out``) write the catalog atomically."""
+def build_catalog(data: str | Path, out: str | Path | None = None, skip_unknown: bool = False,
+                  ratings=None) -> BuildResult:
+    """Load, describe and (if ``out``) write the catalog atomically; with ``ratings``, validate
+    them and count what falls outside the catalog first (bad ratings: nothing is written)."""
+    if out is not None:
+        check_writable_output(out, "file", "--out")
     loaded = load_catalog(data)
     catalog, dropped = build_descriptions(loaded.frame, skip_unknown=skip_unknown)
+    if len(catalog) == 0:
+        reasons = ", ".join(f"{n:,} {why}" for why, n in dropped.items() if n)
+        raise AnirecError(f"{loaded.source}: no anime left to describe ({reasons}). "
+                          "Check the synopsis and Name columns of the data.")
     rest = [c for c in catalog.columns if c not in FRONT_COLUMNS]
     catalog = catalog[FRONT_COLUMNS + rest]
     # Mixed object columns (numbers read as text, 'Unknown') are stored as strings; ids stay ints.
@@ -45,9 +55,11 @@ def build_catalog(data: str | Path, out: str | Path | None = None, skip_unknown:
         if catalog[c].dtype == object:
             catalog[c] = catalog[c].astype("string")
     catalog["MAL_ID"] = catalog["MAL_ID"].astype(np.int64)
+    coverage = ratings_report(ratings, catalog) if ratings else None
     if out is not None:
         write_parquet(catalog, out)
-    return BuildResult(catalog, loaded.source, Path(out) if out else None, loaded.rows_read, loaded.duplicates_dropped, dropped)
+    return BuildResult(catalog, loaded.source, Path(out) if out else None, loaded.rows_read, loaded.duplicates_dropped,
+                       dropped, coverage)
 
 
 def open_catalog(source: str | Path) -> pd.DataFrame:
@@ -65,7 +77,8 @@ def format_build_summary(r: BuildResult) -> str:
     if r.duplicates_dropped:
         lines.append(f"dropped  {r.duplicates_dropped:>7,} duplicate MAL_ID rows")
     for why, n in r.dropped.items():
-        lines.append(f"dropped  {n:>7,} ({why})")
+        if n or why != "no name":  # the synopsis counts are always worth seeing; a name is rarely missing
+            lines.append(f"dropped  {n:>7,} ({why})")
     lines.append(f"kept     {len(r.catalog):>7,} anime" + (f" -> {r.out}" if r.out else ""))
     lines.append(
         f"description length (characters): min {s['min']}, p50 {s['p50']}, p90 {s['p90']}, "

@@ -15,6 +15,7 @@ Every problem raises :class:`AnirecError` with one line naming the file, column 
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,19 +77,51 @@ def _load_hf(spec: str, what: str) -> pd.DataFrame:
     return ds.to_pandas()
 
 
+def _first_undecodable_line(path: Path) -> int:
+    with open(path, "rb") as f:
+        for no, line in enumerate(f, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return no
+    return 0
+
+
+def _read_csv_strings(path: Path, bad_bytes: str = "warn", **kwargs) -> pd.DataFrame:
+    """pandas.read_csv with every column as text; a malformed file is one AnirecError line.
+
+    Bytes that are not UTF-8 are replaced by U+FFFD: with ``bad_bytes="warn"`` (text files such
+    as the catalog, where a title keeps the rest of its letters) with a warning naming the line;
+    with ``"quiet"`` when the caller names the row itself (a U+FFFD id is "not an integer").
+    """
+    kwargs = {"dtype": str, **kwargs}
+    try:
+        try:
+            return pd.read_csv(path, **kwargs)
+        except UnicodeDecodeError:
+            if bad_bytes == "warn":
+                warn(f"{path}, line {_first_undecodable_line(path)}: not valid UTF-8; undecodable bytes were "
+                     "replaced by U+FFFD. Save the file as UTF-8 to keep those characters.")
+            return pd.read_csv(path, encoding_errors="replace", **kwargs)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, csv.Error, OSError) as exc:
+        # pandas' tokenizer messages end in a newline and name the line: keep them, on one line.
+        detail = _short(" ".join(str(exc).split()), 300)
+        raise AnirecError(f"{path}: cannot be read as CSV ({detail}). Fix that line or export the file again.") from None
+
+
 def _read_csv_text(path: Path) -> pd.DataFrame:
     """Read a CSV with every column as text ('' = missing), so ids can be validated per row."""
     if not path.exists():
         raise AnirecError(f"{path}: file not found. Pass the folder holding the Kaggle files or a CSV/parquet file.")
     if path.stat().st_size == 0:
         raise AnirecError(f"{path}: file is empty. Download it again or pass another file.")
-    try:
-        if path.suffix == ".parquet":
+    if path.suffix == ".parquet":
+        try:
             df = pd.read_parquet(path)
-        else:
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    except Exception as exc:
-        raise AnirecError(f"{path}: cannot be read as {'parquet' if path.suffix == '.parquet' else 'CSV'} ({exc}).") from None
+        except Exception as exc:
+            raise AnirecError(f"{path}: cannot be read as parquet ({' '.join(str(exc).split())}).") from None
+    else:
+        df = _read_csv_strings(path, keep_default_na=False, na_values=[""])
     if len(df) == 0:
         raise AnirecError(f"{path}: file has a header but no rows. Pass a file with data.")
     return df
@@ -99,8 +132,18 @@ def _require_columns(df: pd.DataFrame, columns: list[str], where: str) -> None:
     if missing:
         raise AnirecError(
             f"{where}: missing column {', '.join(repr(c) for c in missing)} "
-            f"(found: {', '.join(map(str, df.columns[:12]))}). Use the Kaggle 2020 layout or rename the column."
+            f"(found: {', '.join(_short(str(c)) for c in df.columns[:12])}). "
+            "Use the Kaggle 2020 layout or rename the column."
         )
+
+
+def _short(text: str, limit: int = 40) -> str:
+    """Text from a data file for an error line: a 100,000-character field must not become the message."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def _shown(value) -> str:
+    return _short(repr(value))
 
 
 def _integer_ids(values: pd.Series, column: str, where: str) -> np.ndarray:
@@ -108,12 +151,13 @@ def _integer_ids(values: pd.Series, column: str, where: str) -> np.ndarray:
     if pd.api.types.is_integer_dtype(values):
         return values.to_numpy(np.int64)
     num = pd.to_numeric(values, errors="coerce")
-    bad = num.isna() | (num != np.floor(num))
+    # Beyond +-2^53 a float no longer holds every integer, and far beyond it int64 cannot: refused too.
+    bad = num.isna() | (num != np.floor(num)) | (num.abs() > 2.0**53)
     if bad.any():
         pos = int(np.flatnonzero(bad.to_numpy())[0])
         raise AnirecError(
-            f"{where}, row {pos + 2} (line {pos + 2} counting the header): {column} {values.iloc[pos]!r} "
-            f"is not an integer. Fix or delete that row."
+            f"{where}, row {pos + 2} (line {pos + 2} counting the header): {column} {_shown(values.iloc[pos])} "
+            f"is not an integer{' in range' if pd.notna(num.iloc[pos]) else ''}. Fix or delete that row."
         )
     return num.to_numpy().astype(np.int64)
 
@@ -186,7 +230,26 @@ def read_catalog(path: str | Path) -> pd.DataFrame:
     _require_columns(df, CATALOG_COLUMNS, str(path))
     if len(df) == 0:
         raise AnirecError(f"{path}: the catalog has no rows.")
-    return df.reset_index(drop=True)
+    df = df.reset_index(drop=True)
+    df["MAL_ID"] = _integer_ids(df["MAL_ID"], "MAL_ID", str(path))
+    dup = df["MAL_ID"].duplicated(keep=False).to_numpy()
+    if dup.any():
+        # One row per anime is what every id -> row mapping assumes (a duplicate comes back as the
+        # query's own best match, and an export would hold two vectors for one id).
+        rows = np.flatnonzero(dup & (df["MAL_ID"].to_numpy() == df["MAL_ID"].to_numpy()[dup][0]))
+        raise AnirecError(
+            f"{path}: MAL_ID {df['MAL_ID'].iat[rows[0]]} is on rows {rows[0]} and {rows[1]} "
+            f"({int(df['MAL_ID'].duplicated().sum())} duplicate row(s) in all); a catalog has one row per anime. "
+            "Rebuild it with `anirec build` (which keeps the first of each) or drop the duplicates."
+        )
+    missing_title = df["Name"].isna() | (df["Name"].astype(str).str.strip() == "")
+    if missing_title.any():
+        # Catalogs written before build dropped nameless anime: keep them usable (by --id).
+        warn(f"{path}: {int(missing_title.sum())} anime without a Name (first: MAL_ID {df['MAL_ID'][missing_title].iat[0]}); "
+             "shown as Unknown. Rebuild the catalog with `anirec build` to drop them.")
+        df["Name"] = df["Name"].where(~missing_title, "Unknown")
+    df["English name"] = df["English name"].fillna("Unknown")
+    return df
 
 
 # --------------------------------------------------------------------------- ratings
@@ -208,9 +271,14 @@ def _ratings_csv(path: Path) -> pd.DataFrame:
     )
     try:
         table = pacsv.read_csv(path, convert_options=opts)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        _diagnose_ratings(pd.read_csv(path, usecols=RATING_COLUMNS, dtype=str, keep_default_na=False), str(path))
-        raise AnirecError(f"{path}: cannot be parsed as ratings (user_id, anime_id, rating integers).") from None
+        problem = next((f"blank {c}" for c in RATING_COLUMNS if table.column(c).null_count), None)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        problem = _short(str(exc).splitlines()[0], 200) if str(exc) else type(exc).__name__
+    if problem is not None:
+        # The slow path names the first bad row (a blank field, a bad byte, a word for a number).
+        text = _read_csv_strings(path, bad_bytes="quiet", usecols=RATING_COLUMNS, keep_default_na=False)
+        _diagnose_ratings(text, str(path))
+        raise AnirecError(f"{path}: cannot be parsed as ratings: user_id, anime_id, rating integers ({problem}).")
     return table.to_pandas()
 
 

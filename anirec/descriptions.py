@@ -76,15 +76,35 @@ def describe(row, skip_unknown: bool = False) -> str:
     return clean_text("\n".join(parts))
 
 
+def clean_text_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every text field through :func:`clean_text`: text from data files is data, so no control
+    character (a terminal escape, a carriage return in a title) survives into the catalog."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col].dtype):
+            out[col] = out[col].map(lambda v: clean_text(v) if isinstance(v, str) else v)
+    return out
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """Stripped text with '' for missing values, whatever the column's dtype (a column that a broken
+    CSV row left all-missing comes back as float)."""
+    return pd.Series([v.strip() if isinstance(v, str) else ("" if pd.isna(v) else str(v).strip()) for v in values],
+                     index=values.index, dtype=object)
+
+
 def build_descriptions(frame: pd.DataFrame, skip_unknown: bool = False) -> tuple[pd.DataFrame, dict]:
-    """Add a ``description`` column; rows without a synopsis are dropped and counted."""
-    s = frame["synopsis"].fillna("").astype(str).str.strip()
+    """Add a ``description`` column; rows without a synopsis or a Name are dropped and counted."""
+    frame = clean_text_columns(frame)
+    s = _text(frame["synopsis"])
     empty = s == ""
     placeholder = ~empty & s.str.lower().str.startswith(SYNOPSIS_PLACEHOLDERS)
-    kept = frame[~(empty | placeholder)].copy()
+    # A blank Name would be written as "nan is a TV Show" and can never be asked for by title.
+    no_name = ~(empty | placeholder) & (_text(frame["Name"]) == "")
+    kept = frame[~(empty | placeholder | no_name)].copy()
     # A comprehension over dict rows: the template is per-row string work, ~10x faster than df.apply.
     kept["description"] = [describe(r, skip_unknown) for r in kept.to_dict("records")]
-    dropped = {"no synopsis": int(empty.sum()), "placeholder synopsis": int(placeholder.sum())}
+    dropped = {"no synopsis": int(empty.sum()), "placeholder synopsis": int(placeholder.sum()), "no name": int(no_name.sum())}
     return kept.reset_index(drop=True), dropped
 
 

@@ -103,7 +103,9 @@ def model_fingerprint(resolved: str, cache_dir: Path | None = None) -> str:
     memo_file = _memo_path(cache_dir)
     try:
         disk_memo = json.loads(memo_file.read_text()) if memo_file.exists() else {}
-    except ValueError:
+    except (OSError, ValueError):
+        disk_memo = {}  # only a memo: a broken one costs re-hashing, and is rewritten below
+    if not isinstance(disk_memo, dict):
         disk_memo = {}
     before = len(disk_memo)
     h = hashlib.sha256()
@@ -147,15 +149,19 @@ def _entry_paths(cache_dir: Path, model: str, max_seq_length: int | None, key: s
 
 
 def _read_entry(npy: Path, meta_path: Path, key: str, n_rows: int):
+    """The cached (vectors, meta), or None. The cache is ours to rebuild, so an entry that cannot
+    be read (a zero-byte or truncated .npy raises EOFError, a mangled header ValueError, ...) is
+    a warning and a re-encode, never an abort."""
     if not npy.exists() or not meta_path.exists():
         return None
     try:
         meta = json.loads(meta_path.read_text())
         vectors = np.load(npy, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        warn(f"embedding cache entry {npy} is unreadable ({exc}); encoding again.")
+    except Exception as exc:  # noqa: BLE001 - whatever broke the entry, encoding again repairs it
+        warn(f"embedding cache entry {npy} is unreadable ({type(exc).__name__}: {str(exc)[:120] or 'no detail'}); encoding again.")
         return None
-    if meta.get("key") != key or vectors.dtype != np.float32 or vectors.ndim != 2 or len(vectors) != n_rows:
+    if (not isinstance(meta, dict) or meta.get("key") != key or not isinstance(vectors, np.ndarray)
+            or vectors.dtype != np.float32 or vectors.ndim != 2 or len(vectors) != n_rows):
         warn(f"embedding cache entry {npy} does not match its key; encoding again.")
         return None
     return vectors, meta

@@ -28,7 +28,7 @@ import pandas as pd
 
 from . import __version__
 from .errors import AnirecError
-from .io import atomic_dir, hash_file, hash_strings
+from .io import atomic_dir, check_writable_output, hash_file, hash_strings
 from .recommenders import Recommender, make
 
 FORMAT = 1
@@ -81,7 +81,7 @@ def check_replaceable(folder: str | Path) -> Path:
     folder = Path(folder)
     if folder.exists() and not (folder.is_dir() and (not any(folder.iterdir()) or (folder / MANIFEST).exists())):
         raise AnirecError(f"--out {folder}: exists and is not a fitted recommender folder; pass a new or empty folder.")
-    return folder
+    return check_writable_output(folder, "dir", "--out")
 
 
 def save_fitted(recommender: Recommender, folder: str | Path, catalog: pd.DataFrame, provenance: dict) -> Path:

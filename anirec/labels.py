@@ -467,7 +467,55 @@ def make_split(
             "train": int((frame["split"] == "train").sum()), "test": int((frame["split"] == "test").sum()),
         },
     }
+    meta["split_id"] = split_id(meta)
     return SplitInfo(frame, meta, reused=False)
+
+
+def split_id(meta: dict) -> str:
+    """What identifies a split: a hash of everything that determines its rows (the ratings' own
+    fingerprint, the parameters, the counts). Pairs record it, so a split rewritten after its
+    pairs (an `anirec pairs` killed between its two writes) is noticed by whoever reads them."""
+    blob = json.dumps({k: meta.get(k) for k in ("ratings_hash", "params", "counts")}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def read_parquet_meta(path: str | Path) -> dict:
+    """The anirec metadata of a parquet file (pairs or split) without reading its rows; {} if none."""
+    import pyarrow.parquet as pq
+
+    try:
+        raw = (pq.read_schema(path).metadata or {}).get(META_KEY)
+        meta = json.loads(raw) if raw else {}
+    except Exception:  # noqa: BLE001 - not parquet / no metadata: the caller's own reader reports it
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def pairs_split_link(pairs_path: str | Path, split_path: str | Path, meta: dict) -> dict:
+    """The fields that tie a pairs file to the split it was mined from (kept in the pairs' metadata)."""
+    import os
+
+    rel = os.path.relpath(Path(split_path).expanduser().resolve(), Path(pairs_path).expanduser().resolve().parent)
+    return {"split_id": meta.get("split_id"), "split_file": rel}
+
+
+def check_pairs_split(pairs_path: str | Path) -> None:
+    """Refuse pairs whose split file (beside them, as they recorded it) is not the split they came from."""
+    pairs_path = Path(pairs_path).expanduser()
+    meta = read_parquet_meta(pairs_path)
+    made_from, rel = meta.get("split_id"), meta.get("split_file")
+    if not made_from or not rel:
+        return  # pairs from before the link existed, or not from `anirec pairs`
+    split_path = pairs_path.parent / rel
+    if not split_path.exists():
+        return  # moved or deleted: nothing there can contradict the pairs
+    split_meta = read_parquet_meta(split_path)
+    now = (split_meta.get("split_id") or split_id(split_meta)) if split_meta else None
+    if now != made_from:
+        raise AnirecError(
+            f"{pairs_path}: made from another split than the one now at {split_path} (split id {made_from[:12]}, "
+            f"file has {str(now)[:12]}), e.g. after an interrupted `anirec pairs`. Run `anirec pairs` again to remake both."
+        )
 
 
 def reuse_split(path: str | Path, ratings: pd.DataFrame) -> SplitInfo:
@@ -478,6 +526,7 @@ def reuse_split(path: str | Path, ratings: pd.DataFrame) -> SplitInfo:
             f"{path}: this split was made from other ratings (fingerprint differs). "
             "Pass the ratings it was made from, or drop --split to make a new one."
         )
+    meta.setdefault("split_id", split_id(meta))  # splits saved before the id existed
     return SplitInfo(frame, meta, reused=True)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 import tomllib
@@ -34,7 +35,8 @@ import pandas as pd
 
 from .data import read_catalog
 from .errors import AnirecError, warn
-from .io import atomic_dir, hash_file, hash_strings, write_text
+from .io import atomic_dir, check_writable_output, hash_file, hash_strings, write_text
+from .labels import check_pairs_split
 from .models import load_model, resolve_model
 
 LOSSES = {
@@ -164,6 +166,7 @@ def read_pairs(path: str | Path) -> pd.DataFrame:
         )
     if len(df) == 0:
         raise AnirecError(f"{path}: the pairs file has no rows.")
+    check_pairs_split(path)
     for col in ("anime_a", "anime_b"):
         if not pd.api.types.is_integer_dtype(df[col]):
             raise AnirecError(f"{path}: column '{col}' must hold integer MAL_IDs (found {df[col].dtype}).")
@@ -297,10 +300,31 @@ def partial_dir(out: str | Path) -> Path:
     return out.with_name(out.name + ".partial")
 
 
-def _last_checkpoint(folder: Path) -> Path | None:
-    from transformers.trainer_utils import get_last_checkpoint
+def _checkpoint_step(checkpoint: Path) -> int | None:
+    """The step a checkpoint holds, or None when it is incomplete: the Trainer writes
+    trainer_state.json after the model, optimizer, scheduler and RNG states, so a checkpoint
+    without a readable one was cut short (killed while saving)."""
+    try:
+        step = json.loads((checkpoint / "trainer_state.json").read_text()).get("global_step")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return step if isinstance(step, int) else None
 
-    return Path(found) if folder.is_dir() and (found := get_last_checkpoint(str(folder))) else None
+
+def _last_checkpoint(folder: Path, drop_incomplete: bool = False) -> Path | None:
+    """The newest complete ``checkpoint-N`` in ``folder``; with ``drop_incomplete`` newer,
+    incomplete ones are removed (with a warning) so the Trainer never saves into or rotates them."""
+    if not folder.is_dir():
+        return None
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name))]
+    for _, checkpoint in sorted(found, reverse=True):
+        if _checkpoint_step(checkpoint) is not None:
+            return checkpoint
+        if drop_incomplete:
+            warn(f"--resume: {checkpoint} is incomplete (no readable trainer_state.json: the run was stopped while "
+                 "saving it); removed it and looked for an earlier one.")
+            shutil.rmtree(checkpoint, ignore_errors=True)
+    return None
 
 
 def _prepare_output(cfg: FinetuneConfig, is_main: bool) -> Path | None:
@@ -319,9 +343,9 @@ def _prepare_output(cfg: FinetuneConfig, is_main: bool) -> Path | None:
         return None
     if not cfg.resume:
         raise AnirecError(f"{work} holds an unfinished run: pass --resume to continue it, or --overwrite to start over.")
-    last = _last_checkpoint(work / "checkpoints")
+    last = _last_checkpoint(work / "checkpoints", drop_incomplete=is_main)
     if last is None:
-        warn(f"--resume: {work} has no checkpoint yet (stopped before the first save); starting from step 0.")
+        warn(f"--resume: {work} has no complete checkpoint yet (stopped before the first save); starting from step 0.")
     return last
 
 
@@ -368,6 +392,7 @@ def finetune(cfg: FinetuneConfig, callbacks: list | None = None, echo=print) -> 
         echo = lambda *a, **k: None  # noqa: E731
     precision = _precision_args(cfg.precision)
     out, work = Path(cfg.out).expanduser(), partial_dir(cfg.out)
+    check_writable_output(out, "dir", "--out")  # OUT and OUT.partial are made beside each other
     resume_from = _prepare_output(cfg, is_main)
 
     # Data first: a bad file fails in a second, before any model is loaded.
@@ -446,7 +471,7 @@ def finetune(cfg: FinetuneConfig, callbacks: list | None = None, echo=print) -> 
     )
     start_step = 0
     if resume_from is not None:
-        start_step = json.loads((resume_from / "trainer_state.json").read_text()).get("global_step", 0)
+        start_step = _checkpoint_step(resume_from)
         echo(f"resuming from {resume_from} (step {start_step})")
 
     t0 = time.perf_counter()

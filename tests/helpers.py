@@ -38,3 +38,24 @@ def cli_exit_code(args) -> int:
     except SystemExit as exc:
         return exc.code or 0
     return 0
+
+
+def write_tiny_mal(folder, n_anime: int = 8, n_users: int = 80, seed: int = 0):
+    """A Kaggle-layout folder (anime.csv, anime_with_synopsis.csv, rating_complete.csv) small enough
+    for a whole build -> pairs -> evaluate run in about a second; returns the folder."""
+    import numpy as np
+    import pandas as pd
+
+    from test_data import make_kaggle
+
+    folder.mkdir(parents=True, exist_ok=True)
+    d = make_kaggle(folder, ids=range(1, n_anime + 1))
+    rng = np.random.default_rng(seed)
+    rows = [(u, a, int(rng.choice([1, 2, 3, 9, 9, 10, 10]))) for u in range(1, n_users + 1)
+            for a in range(1, n_anime + 1) if rng.random() < 0.8]
+    pd.DataFrame(rows, columns=["user_id", "anime_id", "rating"]).to_csv(d / "rating_complete.csv", index=False)
+    return d
+
+
+# `anirec pairs` options that label every pair of the tiny data (its ratings are random).
+TINY_PAIRS_OPTIONS = ("--min-support", "0", "--quantile", "0", "--positive", "0.0", "--negative", "0.0")

@@ -73,7 +73,7 @@ def test_rows_without_synopsis_are_dropped_and_counted():
     df.loc[2, "synopsis"] = "No synopsis has been added for this series yet."
     out, dropped = build_descriptions(df)
     assert out["MAL_ID"].tolist() == [0, 3]
-    assert dropped == {"no synopsis": 1, "placeholder synopsis": 1}
+    assert dropped == {"no synopsis": 1, "placeholder synopsis": 1, "no name": 0}
 
 
 def test_build_on_shared_data_keeps_every_anime_with_a_synopsis(mal_dir, mal_catalog, capsys, tmp_path):

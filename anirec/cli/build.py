@@ -9,6 +9,7 @@ import typer
 
 from . import app
 from .. import build as build_stage, demo as demo_stage
+from ..io import check_writable_output
 
 
 @app.command()
@@ -23,10 +24,12 @@ def build(
     """Build the catalog: one reference-template description per anime with a synopsis."""
     if histogram and not tokenizer:
         raise typer.BadParameter("--histogram needs --tokenizer MODEL", param_hint="--histogram")
-    result = build_stage.build_catalog(data, out, skip_unknown=skip_unknown)
+    if histogram:
+        check_writable_output(histogram, "file", "--histogram")
+    result = build_stage.build_catalog(data, out, skip_unknown=skip_unknown, ratings=ratings)
     typer.echo(build_stage.format_build_summary(result))
-    if ratings:
-        typer.echo(build_stage.format_coverage(build_stage.ratings_report(ratings, result.catalog)))
+    if result.coverage:
+        typer.echo(build_stage.format_coverage(result.coverage))
     if tokenizer:
         stats = build_stage.token_stats(result.catalog["description"].tolist(), tokenizer, histogram)
         typer.echo(build_stage.format_token_stats(stats, tokenizer))
@@ -42,4 +45,5 @@ def demo(
 ) -> None:
     """Build the shipped demo catalog (data/demo), embed it, print recommendations for a few titles,
     then fit the hybrid recommender into OUT_DIR/recommender and answer a new user's --likes."""
+    check_writable_output(out_dir, "files-in", "--out-dir")
     demo_stage.run_demo(model=model, k=k, out_dir=out_dir, echo=typer.echo)

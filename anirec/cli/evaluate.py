@@ -69,7 +69,9 @@ def cold_anime_cmd(
 ) -> None:
     """Write the cold-start anime list, so pairs/fine-tuning can leave those anime out."""
     from ..data import load_ratings, ratings_label
+    from ..io import check_writable_output
 
+    check_writable_output(out, "file", "--out")
     cat, _ = ev._load_catalog(catalog)
     ids = ev.cold_anime_ids(load_ratings(ratings), cat["MAL_ID"].to_numpy(), fraction, seed)
     ev.write_anime_ids(ids, out, f"anirec cold-start anime: fraction {fraction}, seed {seed}, ratings {ratings_label(ratings)}")

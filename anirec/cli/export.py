@@ -11,6 +11,7 @@ from . import app
 from ..data import read_catalog
 from ..embeddings import format_embed_summary, load_or_embed
 from ..export import FILES, FORMATS, export_embeddings, require_faiss
+from ..io import check_writable_output
 from ..models import DEFAULT_MODEL
 from .recommend import CACHE_HELP, CATALOG_HELP, MODEL_HELP, MSL_HELP
 
@@ -29,6 +30,7 @@ def export(
     """Write the catalog embeddings as npy, parquet, a faiss index or TensorBoard TSV, with manifest.json."""
     if fmt not in FORMATS:
         raise typer.BadParameter(f"{fmt!r}: use one of {', '.join(FORMATS)}", param_hint="--format")
+    check_writable_output(out, "dir", "--out")
     if fmt == "faiss":
         require_faiss()  # before minutes of encoding, not after
     cat = read_catalog(catalog)

@@ -14,7 +14,7 @@ from .. import labels
 from ..build import open_catalog
 from ..data import load_ratings, ratings_label, read_anime_ids, ratings_coverage
 from ..errors import AnirecError, warn
-from ..io import atomic_path
+from ..io import atomic_path, check_writable_output
 
 
 def _catalog_ids(path: str) -> np.ndarray:
@@ -67,6 +67,10 @@ def pairs(
                   "min_count": min_count, "test_size": test_size}
     if split and split_out:
         raise typer.BadParameter("--split reuses a saved split; --split-out would write a new one. Give one of them.", param_hint="--split-out")
+    check_writable_output(out, "file", "--out")
+    split_target = None if split else (split_out or out.with_name(f"{out.stem}.split.parquet"))
+    if split_target is not None:
+        check_writable_output(split_target, "file", "--split-out")
 
     catalog_ids = _catalog_ids(catalog)
     if exclude_anime:
@@ -106,11 +110,14 @@ def pairs(
 
     split_path = None
     if not info.reused:
-        split_path = split_out or out.with_name(f"{out.stem}.split.parquet")
+        split_path = split_target
         labels.save_split(info.frame, split_path, info.meta)
+    # Two files, written one after the other: the pairs name their split by id, and every reader
+    # of pairs (labels.check_pairs_split) refuses them if a later split has replaced it.
     meta = {
         "config": {k: v for k, v in vars(config).items()},
         "split": str(split or split_path), "ratings_hash": info.meta.get("ratings_hash"),
+        **labels.pairs_split_link(out, split or split_path, info.meta),
         "funnel": result.funnel,
         "excluded_anime": str(exclude_anime) if exclude_anime else None,
     }

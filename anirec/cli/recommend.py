@@ -12,7 +12,9 @@ from typing import List, Optional
 import typer
 
 from . import app
+from .display import as_rich_text
 from ..data import load_ratings, ratings_label, read_catalog
+from ..descriptions import clean_text
 from ..errors import AnirecError
 from ..embeddings import format_embed_summary, load_or_embed
 from ..models import DEFAULT_MODEL
@@ -50,7 +52,7 @@ def _print_table(frame, heading: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=heading, title_justify="left")
+    table = Table(title=as_rich_text(heading), title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("MAL_ID", justify="right")
     table.add_column("title")
@@ -61,8 +63,10 @@ def _print_table(frame, heading: str) -> None:
     for c in values:
         table.add_column(_VALUE_COLUMNS[c][0], justify="right")
     for r in frame.to_dict("records"):  # k rows at most: display only
-        title = r["title"] if r["english_title"] in ("Unknown", r["title"]) else f"{r['title']} [dim]({r['english_title']})[/dim]"
-        cells = [str(r["rank"]), str(r["MAL_ID"]), title, str(r["type"]), str(r["premiered"]),
+        title = as_rich_text(r["title"])
+        if r["english_title"] not in ("Unknown", r["title"]):
+            title += f" [dim]({as_rich_text(r['english_title'])})[/dim]"
+        cells = [str(r["rank"]), str(r["MAL_ID"]), title, as_rich_text(r["type"]), as_rich_text(r["premiered"]),
                  "-" if r["score"] != r["score"] else f"{r['score']:.2f}"]
         cells += [_VALUE_COLUMNS[c][1](r[c]) for c in values]
         table.add_row(*cells)
@@ -157,9 +161,9 @@ def _say_matches(matches, info) -> None:
     """Tell the user when a title was matched loosely, so a wrong guess is visible."""
     for m in matches:
         if m.how == "fuzzy":
-            info(f"matched '{m.query}' -> '{m.title}' (fuzzy, {m.score:.0f}/100)")
+            info(f"matched '{m.query}' -> '{clean_text(m.title)}' (fuzzy, {m.score:.0f}/100)")
         elif m.how == "case":
-            info(f"matched '{m.query}' -> '{m.title}'")
+            info(f"matched '{m.query}' -> '{clean_text(m.title)}'")
 
 
 def _check_fitted_options(title_query: bool, user, ratings, likes, pool, exclude_franchise, max_seq_length) -> None:

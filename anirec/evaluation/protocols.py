@@ -37,6 +37,7 @@ from ..errors import AnirecError, warn
 from ..index import rows_of_ids
 from ..interactions import user_item_matrix
 from ..io import hash_strings
+from ..labels import check_pairs_split
 from .seeds import STREAM_COLD, STREAM_HOLDOUT, seeded_rng
 
 PROTOCOLS = ("reference", "holdout", "coldstart", "mixed")
@@ -70,6 +71,7 @@ def check_pairs_exclude(pair_files: list[str], cold_ids: np.ndarray) -> dict:
     for f in pair_files:
         if not Path(f).exists():
             raise AnirecError(f"{f}: pairs file not found (listed under `pairs`, the files the fine-tuned models learnt from).")
+        check_pairs_split(f)
         frame = pd.read_parquet(f, columns=["anime_a", "anime_b"])
         n = int(len(frame) - len(drop_anime(frame, cold_ids)))
         counts[str(f)] = n

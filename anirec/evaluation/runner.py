@@ -15,7 +15,7 @@ import pandas as pd
 from .. import __version__
 from ..errors import AnirecError, warn
 from ..index import rows_of_ids
-from ..io import hash_file, hash_strings
+from ..io import check_writable_output, hash_file, hash_strings
 from ..recommenders import make
 from .config import EvalConfig, MethodSpec, check_models
 from .metrics import score
@@ -133,6 +133,7 @@ def run_evaluation(cfg: EvalConfig, echo=print) -> EvalOutcome:
     """Load data, build the protocols, run every method through them, write the outputs."""
     t_start = time.perf_counter()
     cfg.check()
+    check_writable_output(cfg.out, "files-in", "--out")  # before minutes of work, not after
     specs = check_models(cfg.method_specs())
     protocols = list(cfg.protocols)
     if "reference" in protocols and not cfg.split:
