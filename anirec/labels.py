@@ -499,6 +499,17 @@ def pairs_split_link(pairs_path: str | Path, split_path: str | Path, meta: dict)
     return {"split_id": meta.get("split_id"), "split_file": rel}
 
 
+def pairs_split_path(pairs_path: str | Path) -> Path | None:
+    """The split file a pairs file was mined from (None: not recorded, or no longer there)."""
+    pairs_path = Path(pairs_path).expanduser()
+    meta = read_parquet_meta(pairs_path) or {}
+    for candidate in (pairs_path.parent / meta["split_file"] if meta.get("split_file") else None,
+                      Path(meta["split"]) if meta.get("split") else None):
+        if candidate is not None and candidate.exists():
+            return candidate
+    return None
+
+
 def check_pairs_split(pairs_path: str | Path) -> None:
     """Refuse pairs whose split file (beside them, as they recorded it) is not the split they came from."""
     pairs_path = Path(pairs_path).expanduser()

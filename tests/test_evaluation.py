@@ -391,3 +391,27 @@ def test_mixed_protocol_hides_new_anime_from_fitting_but_offers_them():
     # every promoted cold rating of an evaluated user is a target
     evaluated = ops[ops.user_id.isin(task.users) & ops.item.isin(cold) & (ops.opinion > 0)]
     assert task.info["targets_new"] == len(evaluated)
+
+
+def test_rows_any_fine_tuned_model_learnt_from_are_protected(eval_inputs, tmp_path, capsys):
+    """The train rows of each listed pairs file's own split are never held out, even without --split."""
+    from anirec.evaluation.runner import load_inputs
+    from anirec.labels import load_split
+
+    d = eval_inputs
+    code, _, err = run_cli(capsys, "pairs", "--ratings", d / "ratings.parquet", "--catalog", d / "catalog.parquet",
+                           "--out", tmp_path / "p.parquet", "--quantile", "0.5", "--min-support", "5")
+    assert code == 0, err
+    cfg = ev.EvalConfig(catalog=str(d / "catalog.parquet"), ratings=str(d / "ratings.parquet"),
+                        pairs=[str(tmp_path / "p.parquet")], protocols=["holdout"]).check()
+    data = load_inputs(cfg, ["holdout"])
+    split, _ = load_split(tmp_path / "p.split.parquet")
+    train = split[split["split"] == "train"]
+    keys = set(zip(train["user_id"], train["anime_id"]))
+    got = set(zip(data.opinions.loc[data.opinions["protected"], "user_id"], data.opinions.loc[data.opinions["protected"], "anime_id"]))
+    assert got and got <= keys
+    assert data.meta["ratings"]["protected_from"] == [str(tmp_path / "p.split.parquet")]
+    task = ev.holdout_task(data.opinions, len(data.catalog), (10,))
+    rel = task.relevant.tocoo()
+    ids = data.catalog["MAL_ID"].to_numpy()
+    assert not set(zip(task.users[rel.row], ids[rel.col])) & keys

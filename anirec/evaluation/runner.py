@@ -78,7 +78,7 @@ class Inputs:
 def load_inputs(cfg: EvalConfig, protocols: list[str], echo=print) -> Inputs:
     """Catalog, split (reference protocol) and ratings (other protocols), mapped to catalog rows."""
     from ..data import load_ratings, ratings_label
-    from ..labels import load_split, ratings_fingerprint, to_opinions
+    from ..labels import load_split, pairs_split_path, ratings_fingerprint, to_opinions
 
     catalog, catalog_file_hash = _load_catalog(cfg.catalog)
     catalog_ids = catalog["MAL_ID"].to_numpy(np.int64)
@@ -109,12 +109,16 @@ def load_inputs(cfg: EvalConfig, protocols: list[str], echo=print) -> Inputs:
             raise AnirecError("the holdout/coldstart/mixed protocols need ratings: pass --ratings (or --split).")
         opinions, dropped = _with_items(op[["user_id", "anime_id", "opinion"]], catalog_ids)
         meta["ratings"].update(rows_not_in_catalog=dropped, rows_used=int(len(opinions)))
-        if cfg.split:
-            # The rows pair labels were mined from may not be held out (see holdout_mask).
-            train = split_df if split_df is not None else load_split(cfg.split)[0]
-            train = train[train["split"].astype(str).to_numpy() == "train"]
-            opinions["protected"] = np.isin(_row_keys(opinions), _row_keys(train))
-            meta["ratings"]["protected_rows"] = int(opinions["protected"].sum())
+        # The rows pair labels were mined from (the train rows of --split and of the split of
+        # every pairs file a fine-tuned model learnt from) may not be held out (see holdout_mask).
+        splits = list(dict.fromkeys(str(p) for p in [cfg.split, *map(pairs_split_path, cfg.pairs)] if p))
+        if splits:
+            keys = []
+            for path in splits:
+                frame = split_df if (split_df is not None and path == str(cfg.split)) else load_split(path)[0]
+                keys.append(_row_keys(frame[frame["split"].astype(str).to_numpy() == "train"]))
+            opinions["protected"] = np.isin(_row_keys(opinions), np.concatenate(keys))
+            meta["ratings"].update(protected_rows=int(opinions["protected"].sum()), protected_from=splits)
     return Inputs(catalog, split, opinions, meta)
 
 
