@@ -1,4 +1,6 @@
-"""One descriptive text per anime, exactly as the reference method (METHOD.md section 1).
+"""One descriptive text per anime. Two templates, one pure function each:
+
+``reference`` (the default), exactly as the reference method (METHOD.md section 1):
 
     {Name} is a {Type, "TV" -> "TV Show"}.
     Synopsis: {synopsis}
@@ -6,6 +8,15 @@
     Its source is {Source}.
     It premiered in {Premiered}.
     Its genres are {Genres}
+
+``fields-first`` (issue 10): the short fields first, so that truncation at max_seq_length cuts
+the end of the synopsis instead of the genres (at 256 tokens the reference template loses its
+last sentence, the genres, on 44% of the shared catalog); producers, often a long list, last:
+
+    {Name} is a {Type} from {Studios} Studio. Its genres are {Genres}.
+    Its source is {Source}. It premiered in {Premiered}.
+    Synopsis: {synopsis}
+    It was produced by {Producers}.
 
 Cleaning: non-printable characters are dropped, then every run of whitespace becomes one
 space (so the six template lines join into one line; the tokenizer sees the same words).
@@ -76,14 +87,60 @@ def describe(row, skip_unknown: bool = False) -> str:
     return clean_text("\n".join(parts))
 
 
-def build_descriptions(frame: pd.DataFrame, skip_unknown: bool = False) -> tuple[pd.DataFrame, dict]:
+def describe_fields_first(row, skip_unknown: bool = False) -> str:
+    """The ``fields-first`` description of one catalog row (see the module docstring)."""
+    name, kind = row["Name"], row["Type"]
+    kind = "TV Show" if kind == "TV" else kind
+    if not skip_unknown:
+        text = (
+            f"{name} is a {kind} from {row['Studios']} Studio. Its genres are {row['Genres']}.\n"
+            f"Its source is {row['Source']}. It premiered in {row['Premiered']}.\n"
+            f"Synopsis: {row['synopsis']}\n"
+            f"It was produced by {row['Producers']}.\n"
+        )
+        return clean_text(text)
+    studio = f" from {row['Studios']} Studio" if _known(row["Studios"]) else ""
+    parts = [f"{name} is a {kind}{studio}." if _known(row["Type"]) else f"{name}{' is' + studio if studio else ''}."]
+    if _known(row["Genres"]):
+        parts.append(f"Its genres are {row['Genres']}.")
+    if _known(row["Source"]):
+        parts.append(f"Its source is {row['Source']}.")
+    if _known(row["Premiered"]):
+        parts.append(f"It premiered in {row['Premiered']}.")
+    parts.append(f"Synopsis: {row['synopsis']}")
+    if _known(row["Producers"]):
+        parts.append(f"It was produced by {row['Producers']}.")
+    return clean_text("\n".join(parts))
+
+
+TEMPLATES = {"reference": describe, "fields-first": describe_fields_first}
+DEFAULT_TEMPLATE = "reference"
+TEMPLATE_COLUMN = "description_template"  # in the catalog: which template wrote each description
+
+
+def check_template(template: str) -> str:
+    if template not in TEMPLATES:
+        from .errors import AnirecError
+
+        raise AnirecError(f"--template {template!r}: choose one of {', '.join(TEMPLATES)}.")
+    return template
+
+
+def describe_rows(records: list[dict], template: str = DEFAULT_TEMPLATE, skip_unknown: bool = False) -> list[str]:
+    """Descriptions of catalog rows (dicts) in one template."""
+    fn = TEMPLATES[check_template(template)]
+    # A comprehension over dict rows: the template is per-row string work, ~10x faster than df.apply.
+    return [fn(r, skip_unknown) for r in records]
+
+
+def build_descriptions(frame: pd.DataFrame, skip_unknown: bool = False,
+                       template: str = DEFAULT_TEMPLATE) -> tuple[pd.DataFrame, dict]:
     """Add a ``description`` column; rows without a synopsis are dropped and counted."""
     s = frame["synopsis"].fillna("").astype(str).str.strip()
     empty = s == ""
     placeholder = ~empty & s.str.lower().str.startswith(SYNOPSIS_PLACEHOLDERS)
     kept = frame[~(empty | placeholder)].copy()
-    # A comprehension over dict rows: the template is per-row string work, ~10x faster than df.apply.
-    kept["description"] = [describe(r, skip_unknown) for r in kept.to_dict("records")]
+    kept["description"] = describe_rows(kept.to_dict("records"), template, skip_unknown)
     dropped = {"no synopsis": int(empty.sum()), "placeholder synopsis": int(placeholder.sum())}
     return kept.reset_index(drop=True), dropped
 
