@@ -27,6 +27,9 @@ def _write_pairs(pairs, dest: Path, meta: dict, columns: list[str]) -> None:
         pq.write_table(table, tmp)
 
 
+LABEL_CHOICES = (*labels.LABELS, "cf")
+
+
 @app.command()
 def pairs(
     ratings: List[str] = typer.Option(..., "--ratings", help="Ratings: rating_complete.csv, a parquet file, a folder holding it, or hf:OWNER/NAME. Repeat to stack sets with disjoint users (e.g. the 2020 and 2016 MAL sets)."),
@@ -59,6 +62,8 @@ def pairs(
 ) -> None:
     """Label anime pairs by how their co-raters agree (METHOD.md sections 2-3), all pairs at once,
     or (--label cf) by each anime's collaborative-filtering neighbours."""
+    if label not in LABEL_CHOICES:
+        raise AnirecError(f"--label {label!r}: choose one of {', '.join(LABEL_CHOICES)}.")
     cf_args = {"method": cf_method, "neighbors": neighbors, "min_co_promoters": min_co_promoters, "lam": lam,
                "hard_negatives": hard_negatives, "text_pool": text_pool}
     if label == "cf":
