@@ -89,26 +89,20 @@ def describe(row, skip_unknown: bool = False) -> str:
 
 def describe_fields_first(row, skip_unknown: bool = False) -> str:
     """The ``fields-first`` description of one catalog row (see the module docstring)."""
+    # Without skip_unknown every sentence is written, "Unknown" and all, as the reference does.
+    has = _known if skip_unknown else (lambda value: True)
     name, kind = row["Name"], row["Type"]
     kind = "TV Show" if kind == "TV" else kind
-    if not skip_unknown:
-        text = (
-            f"{name} is a {kind} from {row['Studios']} Studio. Its genres are {row['Genres']}.\n"
-            f"Its source is {row['Source']}. It premiered in {row['Premiered']}.\n"
-            f"Synopsis: {row['synopsis']}\n"
-            f"It was produced by {row['Producers']}.\n"
-        )
-        return clean_text(text)
-    studio = f" from {row['Studios']} Studio" if _known(row["Studios"]) else ""
-    parts = [f"{name} is a {kind}{studio}." if _known(row["Type"]) else f"{name}{' is' + studio if studio else ''}."]
-    if _known(row["Genres"]):
+    studio = f" from {row['Studios']} Studio" if has(row["Studios"]) else ""
+    parts = [f"{name} is a {kind}{studio}." if has(row["Type"]) else f"{name}{' is' + studio if studio else ''}."]
+    if has(row["Genres"]):
         parts.append(f"Its genres are {row['Genres']}.")
-    if _known(row["Source"]):
+    if has(row["Source"]):
         parts.append(f"Its source is {row['Source']}.")
-    if _known(row["Premiered"]):
+    if has(row["Premiered"]):
         parts.append(f"It premiered in {row['Premiered']}.")
     parts.append(f"Synopsis: {row['synopsis']}")
-    if _known(row["Producers"]):
+    if has(row["Producers"]):
         parts.append(f"It was produced by {row['Producers']}.")
     return clean_text("\n".join(parts))
 
