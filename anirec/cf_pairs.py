@@ -283,7 +283,7 @@ def format_cf_summary(result: PairsResult) -> str:
         + (f" for {f['anchors_with_hard_negatives']:,} anime" if "anchors_with_hard_negatives" in f else ""),
         f"         {f['pairs_with_agreement_label']:>12,} with a reference agreement label (support >= {cfg.min_support}, "
         f"both outcomes); {f['validation_with_agreement_label']:,} of the {f['validation']:,} validation pairs",
-        f"agreement labels of the CF pairs:",
+        "agreement labels of the CF pairs:",
         text_histogram(result.scores, -1.0, 1.0),
     ]
     return "\n".join(lines)

@@ -41,7 +41,7 @@ def pairs(
     positive: Optional[float] = typer.Option(None, "--positive", help="Positive if label >= this (agreement default 0.7; jaccard: a J value)."),
     negative: Optional[float] = typer.Option(None, "--negative", help="Negative if label < this (agreement default -0.7; jaccard: a J value)."),
     per_anime_quantile: Optional[float] = typer.Option(None, "--per-anime-quantile", help="jaccard: positive/negative = in the top/bottom (1-q) of both anime's pairs (default 0.9 without thresholds)."),
-    quantile: Optional[float] = typer.Option(None, "--quantile", help="Keep anime with at least this quantile of per-anime non-passive rating counts (default 0.9; 0 keeps all)."),
+    quantile: Optional[float] = typer.Option(None, "--quantile", help="Keep anime with at least this quantile of per-anime non-passive rating counts (default 0.9; --label cf: 0, all rated anime, since --min-co-promoters is its support rule)."),
     min_count: Optional[int] = typer.Option(None, "--min-count", min=0, help="Also require at least this many non-passive ratings per anime."),
     promoter_min: Optional[int] = typer.Option(None, "--promoter-min", help="Lowest promoter rating (default 9)."),
     passive_min: Optional[int] = typer.Option(None, "--passive-min", help="Lowest passive rating (default 7); below it is a detractor."),
@@ -76,17 +76,15 @@ def pairs(
             **{k: v for k, v in cf_args.items() if v is not None}, min_support=min_support,
             validation_size=validation_size, seed=seed,
         ).resolved()
-        return _pairs_run(ratings, catalog, out, config, split, split_out, exclude_anime, seed,
-                          {"promoter_min": promoter_min, "passive_min": passive_min, "quantile": quantile,
-                           "min_count": min_count, "test_size": test_size})
-    given = [f"--{k.replace('_', '-')}".replace("--method", "--cf-method") for k, v in cf_args.items() if v is not None]
-    if given:
-        raise AnirecError(f"{', '.join(given)}: only used by --label cf.")
-    config = labels.PairsConfig(
-        label=label, min_support=min_support, min_co_raters=min_co_raters, positive=positive, negative=negative,
-        per_anime_quantile=per_anime_quantile, sample=sample, max_pairs=max_pairs,
-        validation_size=validation_size, seed=seed,
-    ).resolved()  # argument errors before any heavy loading
+    else:
+        given = [f"--{k.replace('_', '-')}".replace("--method", "--cf-method") for k, v in cf_args.items() if v is not None]
+        if given:
+            raise AnirecError(f"{', '.join(given)}: only used by --label cf.")
+        config = labels.PairsConfig(
+            label=label, min_support=min_support, min_co_raters=min_co_raters, positive=positive, negative=negative,
+            per_anime_quantile=per_anime_quantile, sample=sample, max_pairs=max_pairs,
+            validation_size=validation_size, seed=seed,
+        ).resolved()  # argument errors before any heavy loading
     _pairs_run(ratings, catalog, out, config, split, split_out, exclude_anime, seed,
                {"promoter_min": promoter_min, "passive_min": passive_min, "quantile": quantile,
                 "min_count": min_count, "test_size": test_size})
