@@ -540,7 +540,7 @@ def finetune(cfg: FinetuneConfig, callbacks: list | None = None, echo=print) -> 
         start_step = json.loads((resume_from / "trainer_state.json").read_text()).get("global_step", 0)
         echo(f"resuming from {resume_from} (step {start_step})")
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     try:
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     except KeyboardInterrupt:
@@ -549,6 +549,9 @@ def finetune(cfg: FinetuneConfig, callbacks: list | None = None, echo=print) -> 
              "Run the same command with --resume to continue.")
         raise
     train_seconds = time.perf_counter() - t0
+    # CPU seconds of this process (all threads): on a shared machine the wall clock measures the
+    # neighbours too; CPU time per step is what the run itself cost.
+    train_cpu_seconds = time.process_time() - cpu0
     steps = int(trainer.state.global_step)
     if not trainer.is_world_process_zero():
         return FinetuneResult(out, {"before": before, "after": None, "steps": steps})
@@ -572,6 +575,8 @@ def finetune(cfg: FinetuneConfig, callbacks: list | None = None, echo=print) -> 
         "steps": steps, "steps_this_run": steps_this_run, "resumed_from_step": start_step if resume_from else None,
         "epochs_done": float(trainer.state.epoch or 0.0),
         "train_seconds": round(train_seconds, 2),
+        "train_cpu_seconds": round(train_cpu_seconds, 2),
+        "cpu_seconds_per_step": round(train_cpu_seconds / steps_this_run, 3) if steps_this_run else None,
         "steps_per_second": round(steps_this_run / train_seconds, 4) if train_seconds > 0 else None,
         "seconds_per_step": round(train_seconds / steps_this_run, 3) if steps_this_run else None,
         "eval_seconds": {"before": round(before_seconds, 2), "after": round(after_seconds, 2)},
