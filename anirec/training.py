@@ -420,6 +420,9 @@ def _read_run(work: Path) -> dict:
 
 
 def _check_same_run(saved: dict, current: dict, work: Path) -> None:
+    # A key the run was started without (added to anirec since) had its default then.
+    defaults = asdict(FinetuneConfig())
+    saved = {**{k: defaults[k] for k in current if k not in saved and k in defaults}, **saved}
     diffs = [f"{k}: was {saved.get(k)!r}, now {v!r}" for k, v in current.items() if saved.get(k) != v]
     if diffs:
         raise AnirecError(f"--resume: {work} was started with other settings or data ({'; '.join(diffs)}). "
