@@ -78,13 +78,14 @@ def describe(row, skip_unknown: bool = False) -> str:
         parts.append(f"It was produced by {row['Producers']}.")
     elif studios:
         parts.append(f"It is from {row['Studios']} Studio.")
-    if _known(row["Source"]):
-        parts.append(f"Its source is {row['Source']}.")
-    if _known(row["Premiered"]):
-        parts.append(f"It premiered in {row['Premiered']}.")
-    if _known(row["Genres"]):
-        parts.append(f"Its genres are {row['Genres']}")
+    parts += _sentences(row, _known, ("Source", "Its source is {}."), ("Premiered", "It premiered in {}."),
+                        ("Genres", "Its genres are {}"))
     return clean_text("\n".join(parts))
+
+
+def _sentences(row, has, *templates: tuple[str, str]) -> list[str]:
+    """The sentences (field, format) whose field ``has`` accepts, in order."""
+    return [text.format(row[field]) for field, text in templates if has(row[field])]
 
 
 def describe_fields_first(row, skip_unknown: bool = False) -> str:
@@ -95,15 +96,10 @@ def describe_fields_first(row, skip_unknown: bool = False) -> str:
     kind = "TV Show" if kind == "TV" else kind
     studio = f" from {row['Studios']} Studio" if has(row["Studios"]) else ""
     parts = [f"{name} is a {kind}{studio}." if has(row["Type"]) else f"{name}{' is' + studio if studio else ''}."]
-    if has(row["Genres"]):
-        parts.append(f"Its genres are {row['Genres']}.")
-    if has(row["Source"]):
-        parts.append(f"Its source is {row['Source']}.")
-    if has(row["Premiered"]):
-        parts.append(f"It premiered in {row['Premiered']}.")
+    parts += _sentences(row, has, ("Genres", "Its genres are {}."), ("Source", "Its source is {}."),
+                        ("Premiered", "It premiered in {}."))
     parts.append(f"Synopsis: {row['synopsis']}")
-    if has(row["Producers"]):
-        parts.append(f"It was produced by {row['Producers']}.")
+    parts += _sentences(row, has, ("Producers", "It was produced by {}."))
     return clean_text("\n".join(parts))
 
 
