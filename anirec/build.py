@@ -10,8 +10,13 @@ import pandas as pd
 
 from .data import load_catalog, load_ratings, ratings_coverage, ratings_label, read_catalog
 from .descriptions import (
+    DEFAULT_TEMPLATE,
+    TEMPLATE_COLUMN,
+    TEMPLATES,
     TRUNCATION_LIMITS,
     build_descriptions,
+    check_template,
+    describe_rows,
     length_summary,
     save_length_histogram,
     token_lengths,
@@ -34,20 +39,31 @@ class BuildResult:
     duplicates_dropped: int
     dropped: dict[str, int]
     coverage: dict | None = None  # ratings_report of the ratings given, if any
+    template: str = DEFAULT_TEMPLATE
+    # every template's descriptions of the kept rows (only with compare_templates: the token table)
+    descriptions_by_template: dict[str, list[str]] | None = None
 
 
 def build_catalog(data: str | Path, out: str | Path | None = None, skip_unknown: bool = False,
-                  ratings=None) -> BuildResult:
+                  ratings=None, template: str = DEFAULT_TEMPLATE, compare_templates: bool = False) -> BuildResult:
     """Load, describe and (if ``out``) write the catalog atomically; with ``ratings``, validate
-    them and count what falls outside the catalog first (bad ratings: nothing is written)."""
+    them and count what falls outside the catalog first (bad ratings: nothing is written). The
+    ``description_template`` column records which template wrote the descriptions."""
+    check_template(template)
     if out is not None:
         check_writable_output(out, "file", "--out")
     loaded = load_catalog(data)
-    catalog, dropped = build_descriptions(loaded.frame, skip_unknown=skip_unknown)
+    catalog, dropped = build_descriptions(loaded.frame, skip_unknown=skip_unknown, template=template)
     if len(catalog) == 0:
         reasons = ", ".join(f"{n:,} {why}" for why, n in dropped.items() if n)
         raise AnirecError(f"{loaded.source}: no anime left to describe ({reasons}). "
                           "Check the synopsis and Name columns of the data.")
+    by_template = None
+    if compare_templates:
+        records = catalog.to_dict("records")
+        by_template = {name: (catalog["description"].tolist() if name == template else describe_rows(records, name, skip_unknown))
+                       for name in TEMPLATES}
+    catalog[TEMPLATE_COLUMN] = template
     rest = [c for c in catalog.columns if c not in FRONT_COLUMNS]
     catalog = catalog[FRONT_COLUMNS + rest]
     # Mixed object columns (numbers read as text, 'Unknown') are stored as strings; ids stay ints.
@@ -59,7 +75,7 @@ def build_catalog(data: str | Path, out: str | Path | None = None, skip_unknown:
     if out is not None:
         write_parquet(catalog, out)
     return BuildResult(catalog, loaded.source, Path(out) if out else None, loaded.rows_read, loaded.duplicates_dropped,
-                       dropped, coverage)
+                       dropped, coverage, template, by_template)
 
 
 def open_catalog(source: str | Path) -> pd.DataFrame:
@@ -79,7 +95,7 @@ def format_build_summary(r: BuildResult) -> str:
     for why, n in r.dropped.items():
         if n or why != "no name":  # the synopsis counts are always worth seeing; a name is rarely missing
             lines.append(f"dropped  {n:>7,} ({why})")
-    lines.append(f"kept     {len(r.catalog):>7,} anime" + (f" -> {r.out}" if r.out else ""))
+    lines.append(f"kept     {len(r.catalog):>7,} anime" + (f" -> {r.out}" if r.out else "") + f" (template {r.template})")
     lines.append(
         f"description length (characters): min {s['min']}, p50 {s['p50']}, p90 {s['p90']}, "
         f"p99 {s['p99']}, max {s['max']}, mean {s['mean']:.0f}"
@@ -87,8 +103,8 @@ def format_build_summary(r: BuildResult) -> str:
     return "\n".join(lines)
 
 
-def token_stats(descriptions: list[str], tokenizer_name: str, histogram: str | Path | None = None) -> dict:
-    tok = load_tokenizer(tokenizer_name)
+def token_stats(descriptions: list[str], tokenizer_name: str, histogram: str | Path | None = None, tok=None) -> dict:
+    tok = tok or load_tokenizer(tokenizer_name)
     lengths = token_lengths(descriptions, tok)
     stats = {"lengths": lengths, "summary": length_summary(lengths), "truncated": truncation_table(lengths)}
     if histogram:
@@ -96,16 +112,31 @@ def token_stats(descriptions: list[str], tokenizer_name: str, histogram: str | P
     return stats
 
 
-def format_token_stats(stats: dict, name: str) -> str:
-    s = stats["summary"]
-    lines = [
-        f"tokens ({name}): p50 {s['p50']}, p90 {s['p90']}, p99 {s['p99']}, max {s['max']}",
-        "max_seq_length  truncated  (anime)",
-    ]
-    n = len(stats["lengths"])
+def template_token_stats(by_template: dict[str, list[str]], tokenizer_name: str, chosen: str,
+                         histogram: str | Path | None = None) -> dict[str, dict]:
+    """Token statistics of every template's descriptions (the histogram: the chosen template's)."""
+    tok = load_tokenizer(tokenizer_name)
+    return {name: token_stats(texts, tokenizer_name, histogram if name == chosen else None, tok)
+            for name, texts in by_template.items()}
+
+
+def format_template_token_stats(stats: dict[str, dict], name: str, chosen: str) -> str:
+    """Both templates side by side; * marks the one written to the catalog."""
+    names = list(stats)
+    label = {t: t + ("*" if t == chosen else "") for t in names}
+    lines = [f"tokens ({name}), per template (* = written to the catalog):"]
+    for t in names:
+        s = stats[t]["summary"]
+        lines.append(f"  {label[t]:<14} p50 {s['p50']}, p90 {s['p90']}, p99 {s['p99']}, max {s['max']}")
+    lines.append("max_seq_length  " + "  ".join(f"{label[t] + ' truncated':>26}" for t in names))
     for k in TRUNCATION_LIMITS:
-        share = stats["truncated"][k]
-        lines.append(f"{k:>14}  {share:>8.1%}  ({round(share * n):,})")
+        cells = []
+        for t in names:
+            share, n = stats[t]["truncated"][k], len(stats[t]["lengths"])
+            cells.append(f"{share:>16.1%} ({round(share * n):>6,})")
+        lines.append(f"{k:>14}  " + "  ".join(f"{c:>26}" for c in cells))
+    lines.append("(fields-first puts type, studio, genres, source and premiere before the synopsis: "
+                 "what it truncates is the synopsis' end and the producers; the reference loses its genres first)")
     return "\n".join(lines)
 
 

@@ -292,7 +292,12 @@ class PairsResult:
 
 def agreement_scores(counts: PairCounts) -> np.ndarray:
     """(n, n) reference label: p if p > d else -d; NaN where no co-rater promoted/disagreed."""
-    both, dis = counts.both_promote, counts.disagree
+    return agreement_from_counts(counts.both_promote, counts.disagree)
+
+
+def agreement_from_counts(both: np.ndarray, dis: np.ndarray) -> np.ndarray:
+    """The reference label from both-promote and disagree counts (any shape): p if p > d else -d."""
+    both, dis = np.asarray(both), np.asarray(dis)
     total = (both + dis).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         # p > d  <=>  both > disagree (same denominator); the shares are computed as the reference does.
@@ -558,8 +563,9 @@ def text_histogram(values: np.ndarray, lo: float, hi: float, bins: int = 20, wid
     )
 
 
-def format_summary(split: SplitInfo, result: PairsResult) -> str:
-    c, f, cfg = split.meta.get("counts", {}), result.funnel, result.config
+def format_split_summary(split: SplitInfo) -> str:
+    """How the split was made: ratings, popular anime, train/test rows."""
+    c = split.meta.get("counts", {})
     lines = []
     if split.reused:
         lines.append(f"split    reused (params {json.dumps(split.meta.get('params', {}))})")
@@ -569,6 +575,12 @@ def format_summary(split: SplitInfo, result: PairsResult) -> str:
             f"popular  {c['anime_kept']:>12,} anime with >= {c['min_ratings_per_anime']:g} non-passive ratings ({c['rows_kept']:,} rows)",
             f"split    {c['train']:>12,} train rows / {c['test']:,} test rows",
         ]
+    return "\n".join(lines)
+
+
+def format_summary(split: SplitInfo, result: PairsResult) -> str:
+    f, cfg = result.funnel, result.config
+    lines = [head] if (head := format_split_summary(split)) else []
     lines.append(f"anime    {f['anime_in_train']:>12,} in train, {f['anime_in_catalog']:,} of them in the catalog")
     lines.append(
         f"dropped  {f['pairs_not_in_catalog']:>12,} pairs with an anime not in the catalog "

@@ -4,8 +4,19 @@ The reference: CosineSimilarityLoss on (description a, description b, label), ba
 1 epoch, 10% warm-up, scored by the Spearman correlation of cosine similarity with the
 label on the validation pairs. We run it on sentence-transformers' ``SentenceTransformerTrainer``
 (so the same command trains on CPU, one GPU, or many GPUs under torchrun/accelerate), and
-add three losses: CoSENT and AnglE (rank-based, usually better on graded labels) and
-MultipleNegativesRanking on the positive pairs with in-batch negatives.
+add CoSENT and AnglE (rank-based, usually better on graded labels) and three contrastive
+losses that train on the positive pairs with in-batch negatives (the objective that matches
+recommendation: each anime's CF neighbours should be its nearest texts): MultipleNegativesRanking,
+its GradCache version CachedMultipleNegativesRanking (a large effective batch in the memory of
+a small one) and GISTEmbed (the frozen base model as a guide that masks in-batch "negatives" it
+finds more similar than the positive: popular anime sit in many pairs, so false negatives are
+common). All three come from sentence-transformers, use its NO_DUPLICATES batch sampler (one
+anime twice in a batch would be its own negative), and train on (anchor, positive, negative)
+triplets when the pairs hold negatives (label < 0, e.g. `pairs --label cf --hard-negatives`).
+
+Validation: the Spearman of cosine vs the pairs' ``agreement_label`` column when it has one
+(`--label cf` pairs: all positives share label 1.0, which no correlation can use), else vs
+``label``.
 
 Output layout, for ``out = DIR``:
 
@@ -44,14 +55,18 @@ LOSSES = {
     "cosent": "CoSENTLoss",
     "angle": "AnglELoss",
     "mnrl": "MultipleNegativesRankingLoss",
+    "cmnrl": "CachedMultipleNegativesRankingLoss",
+    "gist": "GISTEmbedLoss",
 }
+IN_BATCH_NEGATIVE_LOSSES = ("mnrl", "cmnrl", "gist")  # positives only, NO_DUPLICATES batches
+AGREEMENT_COLUMN = "agreement_label"  # optional in a pairs file: the reference label (see anirec.cf_pairs)
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 PAIR_COLUMNS = ["anime_a", "anime_b", "label", "split"]
 SPLITS = ("train", "validation")
 # What must match for --resume to continue a run (the rest, e.g. eval/save cadence, may change).
 IDENTITY_KEYS = (
     "base", "max_seq_length", "epochs", "batch_size", "lr", "warmup_ratio", "loss", "seed",
-    "max_steps", "max_train_pairs", "max_eval_pairs", "precision",
+    "max_steps", "max_train_pairs", "max_eval_pairs", "precision", "mini_batch_size", "hard_negatives",
 )
 
 
@@ -69,6 +84,8 @@ class FinetuneConfig:
     lr: float = 2e-5
     warmup_ratio: float = 0.1
     loss: str = "cosine"
+    mini_batch_size: int = 32  # cmnrl: texts per forward pass (memory), not the batch the loss sees
+    hard_negatives: bool = True  # in-batch losses: add each anchor's negative pair (label < 0) as a third column
     seed: int = 42
     eval_steps: float | None = None  # evaluate every N steps (<1: a share of the run); None: before/after only
     save_steps: float = 0.1  # checkpoint every N steps (<1: a share of the run, 0.1 = ten checkpoints)
@@ -91,7 +108,7 @@ class FinetuneConfig:
         if self.precision not in PRECISIONS:
             raise AnirecError(f"finetune: precision '{self.precision}' is unknown: use one of {', '.join(PRECISIONS)}.")
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "save_steps": self.save_steps,
-                    "save_total_limit": self.save_total_limit}
+                    "save_total_limit": self.save_total_limit, "mini_batch_size": self.mini_batch_size}
         for opt in ("max_steps", "max_train_pairs", "max_eval_pairs", "eval_steps", "max_seq_length"):
             if getattr(self, opt) is not None:
                 positive[opt] = getattr(self, opt)
@@ -179,20 +196,26 @@ def read_pairs(path: str | Path) -> pd.DataFrame:
     unknown = sorted(set(split.unique()) - set(SPLITS))
     if unknown:
         raise AnirecError(f"{path}: column 'split' has value(s) {', '.join(map(repr, unknown[:5]))}: only 'train' and 'validation' are allowed.")
-    return pd.DataFrame({"anime_a": df["anime_a"].astype(np.int64), "anime_b": df["anime_b"].astype(np.int64),
-                         "label": label, "split": split})
+    out = pd.DataFrame({"anime_a": df["anime_a"].astype(np.int64), "anime_b": df["anime_b"].astype(np.int64),
+                        "label": label, "split": split})
+    if AGREEMENT_COLUMN in df.columns:
+        out[AGREEMENT_COLUMN] = pd.to_numeric(df[AGREEMENT_COLUMN], errors="coerce").astype(np.float32)
+    return out
 
 
 @dataclass
 class PairTexts:
     """Pairs with their two descriptions, split into train and validation, and what was left out."""
 
-    train: pd.DataFrame  # text_a, text_b, label
-    validation: pd.DataFrame
+    train: pd.DataFrame  # anime_a, anime_b, text_a, text_b, label (in-batch losses: the positives)
+    validation: pd.DataFrame  # text_a, text_b, label (the label Spearman is measured against)
     pairs_total: int
     missing_anime: int  # pairs naming an anime that is not in the catalog (left out)
-    train_available: int  # train pairs usable before the budget / the mnrl positives filter
+    train_available: int  # train pairs usable before the budget / the positives filter
     validation_available: int
+    validation_label: str = "label"  # which column of the pairs file validation scores against
+    negatives: pd.DataFrame | None = None  # in-batch losses: train pairs with label < 0 (anime_a, anime_b)
+    descriptions: pd.Series | None = None  # MAL_ID -> description, to look up negatives
 
 
 def attach_texts(pairs: pd.DataFrame, catalog: pd.DataFrame, cfg: FinetuneConfig) -> PairTexts:
@@ -201,18 +224,29 @@ def attach_texts(pairs: pd.DataFrame, catalog: pd.DataFrame, cfg: FinetuneConfig
     text_a = pairs["anime_a"].map(desc)
     text_b = pairs["anime_b"].map(desc)
     known = text_a.notna() & text_b.notna()
-    df = pd.DataFrame({"text_a": text_a, "text_b": text_b, "label": pairs["label"], "split": pairs["split"]})[known]
-    train = df[df["split"] == "train"].drop(columns="split")
-    validation = df[df["split"] == "validation"].drop(columns="split")
+    df = pairs.assign(text_a=text_a, text_b=text_b)[known]
+    train = df[df["split"] == "train"][["anime_a", "anime_b", "text_a", "text_b", "label"]]
+    validation = df[df["split"] == "validation"]
     n_train, n_val = len(train), len(validation)
-    if cfg.loss == "mnrl":  # in-batch negatives: train on the positive pairs only
+    validation_label = "label"
+    if AGREEMENT_COLUMN in validation and validation[AGREEMENT_COLUMN].notna().sum() >= 2:
+        # CF pairs: the graded reference label, where the pair has one, is what Spearman can rank
+        validation_label = AGREEMENT_COLUMN
+        validation = validation[validation[AGREEMENT_COLUMN].notna()]
+        validation = validation.assign(label=validation[AGREEMENT_COLUMN])
+    validation = validation[["text_a", "text_b", "label"]]
+    negatives = None
+    if cfg.loss in IN_BATCH_NEGATIVE_LOSSES:  # in-batch negatives: train on the positive pairs
+        if cfg.hard_negatives:
+            negatives = train.loc[train["label"] < 0, ["anime_a", "anime_b"]].reset_index(drop=True)
         train = train[train["label"] > 0]
     if cfg.max_train_pairs is not None and len(train) > cfg.max_train_pairs:
         train = train.sample(n=cfg.max_train_pairs, random_state=cfg.seed)
     if cfg.max_eval_pairs is not None and len(validation) > cfg.max_eval_pairs:
         validation = validation.sample(n=cfg.max_eval_pairs, random_state=cfg.seed)
     return PairTexts(train.reset_index(drop=True), validation.reset_index(drop=True), len(pairs),
-                     int((~known).sum()), n_train, n_val)
+                     int((~known).sum()), n_train, n_val, validation_label,
+                     negatives if negatives is not None and len(negatives) else None, desc)
 
 
 def check_pair_texts(texts: PairTexts, cfg: FinetuneConfig) -> None:
@@ -221,30 +255,83 @@ def check_pair_texts(texts: PairTexts, cfg: FinetuneConfig) -> None:
         warn(f"{texts.missing_anime:,} of {texts.pairs_total:,} pairs name anime that are not in {cfg.catalog}; "
              "they were left out (build the pairs against the same catalog to use them).")
     if len(texts.train) == 0:
-        why = " positive (label > 0)" if cfg.loss == "mnrl" else ""
+        why = " positive (label > 0)" if cfg.loss in IN_BATCH_NEGATIVE_LOSSES else ""
         raise AnirecError(f"{where}: no{why} training pairs left ({texts.train_available:,} train rows, "
                           f"{texts.missing_anime:,} pairs with anime missing from the catalog). "
                           "Check that the pairs were made from this catalog and have split == 'train'.")
     if len(texts.validation) < 2:
-        raise AnirecError(f"{where}: {len(texts.validation)} validation pair(s) with both anime in the catalog; "
+        raise AnirecError(f"{where}: {len(texts.validation)} validation pair(s) with both anime in the catalog"
+                          f"{' and an ' + AGREEMENT_COLUMN if texts.validation_label == AGREEMENT_COLUMN else ''}; "
                           "at least 2 are needed to score. Make the pairs with a validation split.")
 
 
-def make_datasets(texts: PairTexts, loss: str):
-    """The training ``datasets.Dataset``: (sentence_a, sentence_b, label), or (anchor, positive) for mnrl."""
+def negative_for_each(positives: pd.DataFrame, negatives: pd.DataFrame, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A negative anime for every positive pair (anchor a, positive b): one of a's negative pairs
+    (either side of the pair), else one of b's (the pair is then read as b -> a), else a random
+    anime of the positives that is neither a nor b (an extra random negative, which is what
+    in-batch negatives are anyway). Returns (negative MAL_ID, kind: 2 hard for a, 1 hard for b, 0 random)."""
+    rng = np.random.default_rng(seed)
+    by_anime = pd.concat([
+        negatives.rename(columns={"anime_a": "anime", "anime_b": "negative"}),
+        negatives.rename(columns={"anime_b": "anime", "anime_a": "negative"}),
+    ]).groupby("anime")["negative"].apply(np.asarray).to_dict()
+
+    def draw(anime):
+        options = by_anime.get(anime)
+        return -1 if options is None else int(options[rng.integers(len(options))])
+
+    a, b = positives["anime_a"].to_numpy(), positives["anime_b"].to_numpy()
+    neg_a = np.array([draw(x) for x in a], np.int64)
+    neg_b = np.array([draw(x) for x in b], np.int64)
+    kind = np.where(neg_a >= 0, 2, np.where(neg_b >= 0, 1, 0))
+    negative = np.where(kind == 2, neg_a, neg_b)
+    pool = np.unique(np.r_[a, b])
+    for row in np.flatnonzero(kind == 0):
+        pick = pool[rng.integers(len(pool))]
+        while len(pool) > 2 and pick in (a[row], b[row]):
+            pick = pool[rng.integers(len(pool))]
+        negative[row] = pick
+    return negative, kind
+
+
+def make_datasets(texts: PairTexts, loss: str, seed: int = 42):
+    """The training ``datasets.Dataset`` and what it holds: (sentence_a, sentence_b, label); for
+    the in-batch losses (anchor, positive), or (anchor, positive, negative) when there are negatives."""
     from datasets import Dataset
 
     t = texts.train
-    if loss == "mnrl":
-        return Dataset.from_dict({"anchor": t["text_a"].tolist(), "positive": t["text_b"].tolist()})
-    return Dataset.from_dict({"sentence_a": t["text_a"].tolist(), "sentence_b": t["text_b"].tolist(),
-                              "label": t["label"].astype(np.float32).tolist()})
+    if loss not in IN_BATCH_NEGATIVE_LOSSES:
+        return Dataset.from_dict({"sentence_a": t["text_a"].tolist(), "sentence_b": t["text_b"].tolist(),
+                                  "label": t["label"].astype(np.float32).tolist()}), {"columns": 3}
+    if texts.negatives is None:
+        return Dataset.from_dict({"anchor": t["text_a"].tolist(), "positive": t["text_b"].tolist()}), {"columns": 2}
+    negative, kind = negative_for_each(t, texts.negatives, seed)
+    swap = kind == 1  # only b has a hard negative: b is the anchor
+    anchor = np.where(swap, t["text_b"], t["text_a"])
+    positive = np.where(swap, t["text_a"], t["text_b"])
+    dataset = Dataset.from_dict({"anchor": anchor.tolist(), "positive": positive.tolist(),
+                                 "negative": texts.descriptions.loc[negative].tolist()})
+    return dataset, {"columns": 3, "triplets_hard_negative": int((kind > 0).sum()),
+                     "triplets_random_negative": int((kind == 0).sum()),
+                     "hard_negative_pairs": int(len(texts.negatives))}
 
 
-def make_loss(name: str, model):
+def make_loss(cfg: "FinetuneConfig", model):
+    """The sentence-transformers loss object (none is written here: the library's are tested and
+    know about DDP gathering, caching and the guide's tokenizer)."""
     from sentence_transformers.sentence_transformer import losses
 
-    return getattr(losses, LOSSES[name])(model)
+    cls = getattr(losses, LOSSES[cfg.loss])
+    if cfg.loss == "cmnrl":
+        return cls(model, mini_batch_size=cfg.mini_batch_size)
+    if cfg.loss == "gist":
+        # The guide is the untuned base model, frozen: it judges which in-batch negatives are
+        # really positives, and must not drift with the model it guides.
+        guide = load_model(cfg.base, max_seq_length=int(model.max_seq_length), device=str(model.device))
+        guide.eval()
+        guide.requires_grad_(False)
+        return cls(model, guide=guide)
+    return cls(model)
 
 
 def make_evaluator(validation: pd.DataFrame, batch_size: int, show_progress: bool = False):
@@ -357,6 +444,9 @@ def _read_run(work: Path) -> dict:
 
 
 def _check_same_run(saved: dict, current: dict, work: Path) -> None:
+    # A key the run was started without (added to anirec since) had its default then.
+    defaults = asdict(FinetuneConfig())
+    saved = {**{k: defaults[k] for k in current if k not in saved and k in defaults}, **saved}
     diffs = [f"{k}: was {saved.get(k)!r}, now {v!r}" for k, v in current.items() if saved.get(k) != v]
     if diffs:
         raise AnirecError(f"--resume: {work} was started with other settings or data ({'; '.join(diffs)}). "
@@ -406,6 +496,7 @@ def finetune(cfg: FinetuneConfig, callbacks: list | None = None, echo=print) -> 
         "pairs_total": texts.pairs_total, "pairs_missing_anime": texts.missing_anime,
         "train_pairs_available": texts.train_available, "train_pairs_used": len(texts.train),
         "validation_pairs_available": texts.validation_available, "validation_pairs_used": len(texts.validation),
+        "validation_label": texts.validation_label,
     }
     identity = {**cfg.identity(), "pairs_sha256": data["pairs_sha256"],
                 "catalog_description_hash": data["catalog_description_hash"]}
@@ -423,10 +514,13 @@ def finetune(cfg: FinetuneConfig, callbacks: list | None = None, echo=print) -> 
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
 
-    train_dataset = make_datasets(texts, cfg.loss)
+    train_dataset, dataset_info = make_datasets(texts, cfg.loss, cfg.seed)
+    data.update(dataset_info)
     evaluator = make_evaluator(texts.validation, cfg.batch_size, show_progress=cfg.show_progress)
-    echo(f"finetune: {cfg.base} (max_seq_length {max_seq_length}, loss {cfg.loss}) on {len(texts.train):,} train / "
-         f"{len(texts.validation):,} validation pairs; device {_device_name()}")
+    triplets = (f" ({dataset_info['triplets_hard_negative']:,} with a hard negative, "
+                f"{dataset_info['triplets_random_negative']:,} with a random one)" if "triplets_hard_negative" in dataset_info else "")
+    echo(f"finetune: {cfg.base} (max_seq_length {max_seq_length}, loss {cfg.loss}) on {len(texts.train):,} train"
+         f"{triplets} / {len(texts.validation):,} validation pairs (Spearman vs {texts.validation_label}); device {_device_name()}")
 
     # Score before training (kept in run.json, so a resumed run does not pay for it again).
     if saved_run.get("identity") == identity and "before" in saved_run:
@@ -462,11 +556,11 @@ def finetune(cfg: FinetuneConfig, callbacks: list | None = None, echo=print) -> 
         dataloader_pin_memory=torch.cuda.is_available(),
         use_cpu=not torch.cuda.is_available(),  # also makes torchrun on CPU real DDP (gloo), not N copies
         disable_tqdm=not cfg.show_progress,
-        batch_sampler=BatchSamplers.NO_DUPLICATES if cfg.loss == "mnrl" else BatchSamplers.BATCH_SAMPLER,
+        batch_sampler=BatchSamplers.NO_DUPLICATES if cfg.loss in IN_BATCH_NEGATIVE_LOSSES else BatchSamplers.BATCH_SAMPLER,
         **precision,
     )
     trainer = SentenceTransformerTrainer(
-        model=model, args=args, train_dataset=train_dataset, loss=make_loss(cfg.loss, model),
+        model=model, args=args, train_dataset=train_dataset, loss=make_loss(cfg, model),
         evaluator=evaluator if cfg.eval_steps else None, callbacks=callbacks,
     )
     start_step = 0
@@ -474,7 +568,7 @@ def finetune(cfg: FinetuneConfig, callbacks: list | None = None, echo=print) -> 
         start_step = _checkpoint_step(resume_from)
         echo(f"resuming from {resume_from} (step {start_step})")
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     try:
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     except KeyboardInterrupt:
@@ -483,6 +577,9 @@ def finetune(cfg: FinetuneConfig, callbacks: list | None = None, echo=print) -> 
              "Run the same command with --resume to continue.")
         raise
     train_seconds = time.perf_counter() - t0
+    # CPU seconds of this process (all threads): on a shared machine the wall clock measures the
+    # neighbours too; CPU time per step is what the run itself cost.
+    train_cpu_seconds = time.process_time() - cpu0
     steps = int(trainer.state.global_step)
     if not trainer.is_world_process_zero():
         return FinetuneResult(out, {"before": before, "after": None, "steps": steps})
@@ -506,6 +603,8 @@ def finetune(cfg: FinetuneConfig, callbacks: list | None = None, echo=print) -> 
         "steps": steps, "steps_this_run": steps_this_run, "resumed_from_step": start_step if resume_from else None,
         "epochs_done": float(trainer.state.epoch or 0.0),
         "train_seconds": round(train_seconds, 2),
+        "train_cpu_seconds": round(train_cpu_seconds, 2),
+        "cpu_seconds_per_step": round(train_cpu_seconds / steps_this_run, 3) if steps_this_run else None,
         "steps_per_second": round(steps_this_run / train_seconds, 4) if train_seconds > 0 else None,
         "seconds_per_step": round(train_seconds / steps_this_run, 3) if steps_this_run else None,
         "eval_seconds": {"before": round(before_seconds, 2), "after": round(after_seconds, 2)},

@@ -45,7 +45,7 @@ if [[ $step == finetune || $step == all ]]; then
   [[ -f out/models/minilm-256-cf-mnrl/scores.json ]] || \
     anirec finetune --config finetune/minilm-256-cf-mnrl.toml "${common[@]}" --pairs out/both/cf-pairs.parquet \
       --out out/models/minilm-256-cf-mnrl --resume 2>&1 | tee out/logs/minilm-256-cf-mnrl.log
-  python finetune/results/collect.py out/models/minilm-256-{cosine,cf-mnrl}
+  "${PYTHON:-python3}" finetune/results/collect.py out/models/minilm-256-{cosine,cf-mnrl}
 fi
 
 if [[ $step == evaluate || $step == all ]]; then

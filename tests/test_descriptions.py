@@ -7,9 +7,16 @@ import csv
 import numpy as np
 import pandas as pd
 
-from anirec.descriptions import build_descriptions, clean_text, describe, token_lengths, truncation_table
+from anirec.descriptions import (
+    build_descriptions,
+    clean_text,
+    describe,
+    describe_fields_first,
+    token_lengths,
+    truncation_table,
+)
 
-from helpers import run_cli
+from helpers import expect_user_error, run_cli
 
 
 def _raw_row(mal_dir, mal_id):
@@ -101,5 +108,42 @@ def test_token_stats_and_truncation_table(minilm_path, mal_dir, capsys, tmp_path
     code, out, err = run_cli(capsys, "build", "--data", mal_dir, "--out", tmp_path / "c.parquet",
                              "--tokenizer", minilm_path, "--histogram", png)
     assert code == 0, err
-    assert "max_seq_length  truncated" in out and "p50" in out
+    assert "reference* truncated" in out and "fields-first truncated" in out and "p50" in out
     assert png.read_bytes()[:4] == b"\x89PNG"
+    assert pd.read_parquet(tmp_path / "c.parquet")["description_template"].unique().tolist() == ["reference"]
+
+
+LONG = dict(ROW, synopsis="An endless story. " * 200, Genres="Drama, Sci-Fi", Studios="Bones", Source="Manga",
+            Premiered="Spring 2013", Producers="Aniplex, Dentsu")
+
+
+def test_fields_first_puts_the_fields_before_the_synopsis():
+    text = describe_fields_first(LONG)
+    assert text.startswith("Foo is a Movie from Bones Studio. Its genres are Drama, Sci-Fi. Its source is Manga. "
+                           "It premiered in Spring 2013. Synopsis: An endless story.")
+    assert text.index("Drama, Sci-Fi") < text.index("Synopsis:") < text.index("produced by Aniplex")
+    short = describe_fields_first(dict(ROW, Premiered="Unknown"), skip_unknown=True)
+    assert short == "Foo is a Movie from Bones Studio. Its genres are Drama, Sci-Fi. Its source is Original. Synopsis: A story about things."
+    assert describe_fields_first(dict(ROW, Type="Unknown", Studios="Unknown"), skip_unknown=True).startswith("Foo. Its genres")
+
+
+def test_fields_first_genres_survive_truncation(minilm_path):
+    from anirec.models import load_tokenizer
+
+    tok = load_tokenizer(str(minilm_path))
+    for template, kept in ((describe_fields_first, True), (describe, False)):
+        ids = tok(template(LONG), truncation=True, max_length=64)["input_ids"]
+        assert len(ids) == 64
+        assert ("drama, sci - fi" in tok.decode(ids)) is kept, template.__name__
+
+
+def test_build_template_option(mal_dir, capsys, tmp_path):
+    out = tmp_path / "ff.parquet"
+    code, stdout, err = run_cli(capsys, "build", "--data", mal_dir, "--out", out, "--template", "fields-first")
+    assert code == 0, err
+    catalog = pd.read_parquet(out)
+    assert catalog["description_template"].unique().tolist() == ["fields-first"]
+    snk = catalog.set_index("MAL_ID").loc[16498, "description"]
+    assert snk.startswith("Shingeki no Kyojin is a TV Show from Wit Studio Studio. Its genres are Action,")
+    err = expect_user_error(capsys, "build", "--data", mal_dir, "--out", tmp_path / "x.parquet", "--template", "short")
+    assert "fields-first" in err and not (tmp_path / "x.parquet").exists()

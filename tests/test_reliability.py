@@ -199,7 +199,7 @@ def work_forbidden(monkeypatch):
     import anirec.training
 
     monkeypatch.setattr(anirec.build, "load_catalog", _no_work)
-    monkeypatch.setattr(anirec.cli.pairs, "_catalog_ids", _no_work)
+    monkeypatch.setattr(anirec.cli.pairs, "open_catalog", _no_work)
     monkeypatch.setattr(anirec.evaluation.runner, "load_inputs", _no_work)
     monkeypatch.setattr(anirec.evaluation, "_load_catalog", _no_work)  # what cold-anime calls
     monkeypatch.setattr(anirec.cli.export, "read_catalog", _no_work)

@@ -245,3 +245,77 @@ def test_roberta_family_positions(minilm_path, toy, tmp_path, capsys):
     code, out, err = run_cli(capsys, *common, "--out", tmp_path / "m384", "--max-seq-length", "384", "--max-steps", "2")
     assert code == 0, err
     assert json.loads((tmp_path / "m384" / "scores.json").read_text())["max_seq_length"] == 384
+
+
+# --------------------------------------------------------------------------- contrastive losses (issue 10)
+
+
+@pytest.mark.parametrize("loss", ["cmnrl", "gist"])
+def test_new_in_batch_losses_run_on_triplets(tiny_model_path, toy, tmp_path, loss):
+    """Two steps each; the toy pairs hold negatives (label < 0), so the batches are triplets."""
+    from anirec.training import finetune, load_config
+
+    catalog, pairs = toy
+    cfg = load_config(None, base=str(tiny_model_path), catalog=str(catalog), pairs=str(pairs), out=str(tmp_path / loss),
+                      max_steps=2, batch_size=8, mini_batch_size=4, save_steps=1000, loss=loss, show_progress=False)
+    s = finetune(cfg, echo=lambda *a: None).scores
+    assert s["steps"] == 2 and s["loss_class"] == {"cmnrl": "CachedMultipleNegativesRankingLoss", "gist": "GISTEmbedLoss"}[loss]
+    assert s["data"]["columns"] == 3 and s["data"]["train_pairs_used"] == 132  # positives, each with a negative
+    assert s["data"]["triplets_hard_negative"] == 132  # every toy anime has a cross-topic negative pair
+    assert s["params"]["mini_batch_size"] == 4
+    assert (tmp_path / loss / "model.safetensors").exists()
+
+
+def test_negative_for_each_positive():
+    from anirec.training import negative_for_each
+
+    positives = pd.DataFrame({"anime_a": [1, 2, 5], "anime_b": [2, 3, 6]})
+    negatives = pd.DataFrame({"anime_a": [1, 3], "anime_b": [9, 4]})
+    negative, kind = negative_for_each(positives, negatives, seed=0)
+    assert negative[0] == 9 and kind[0] == 2  # anchor 1 has its own negative
+    assert negative[1] == 4 and kind[1] == 1  # only the positive (3) has one: read as 3 -> 2, negative 4
+    assert kind[2] == 0 and negative[2] not in (5, 6)  # none: a random other anime
+
+
+def test_no_hard_negatives_flag_trains_on_pairs(tiny_model_path, toy, tmp_path):
+    from anirec.training import finetune, load_config
+
+    catalog, pairs = toy
+    cfg = load_config(None, base=str(tiny_model_path), catalog=str(catalog), pairs=str(pairs), out=str(tmp_path / "m"),
+                      max_steps=1, batch_size=8, save_steps=1000, loss="mnrl", hard_negatives=False, show_progress=False)
+    assert finetune(cfg, echo=lambda *a: None).scores["data"]["columns"] == 2
+
+
+def test_validation_scores_against_the_agreement_label(tiny_model_path, toy, tmp_path):
+    """CF pairs all have label 1.0: Spearman is measured against agreement_label where present."""
+    from anirec.training import finetune, load_config
+
+    catalog, pairs = toy
+    p = pd.read_parquet(pairs)
+    p["agreement_label"] = np.where(np.arange(len(p)) % 3 == 0, np.nan, p["label"]).astype(np.float32)
+    p["label"] = np.where(p["label"] > 0, 1.0, -1.0).astype(np.float32)
+    cf = tmp_path / "cf.parquet"
+    p.to_parquet(cf)
+    cfg = load_config(None, base=str(tiny_model_path), catalog=str(catalog), pairs=str(cf), out=str(tmp_path / "m"),
+                      max_steps=1, batch_size=8, save_steps=1000, loss="mnrl", show_progress=False)
+    d = finetune(cfg, echo=lambda *a: None).scores["data"]
+    has_agreement = p[(p["split"] == "validation")]["agreement_label"].notna().sum()
+    assert d["validation_label"] == "agreement_label" and d["validation_pairs_used"] == has_agreement
+
+
+def test_cf_config_runs_end_to_end(tiny_model_path, toy, tmp_path, capsys):
+    from anirec.training import load_config
+
+    for name in ("minilm-256-cf-mnrl", "minilm-256-cf-cmnrl", "minilm-256-cf-gist", "mpnet-256-cf-mnrl"):
+        cfg = load_config(ROOT / "finetune" / f"{name}.toml")
+        cfg.validate()
+        assert (cfg.batch_size, cfg.epochs, cfg.max_seq_length, cfg.warmup_ratio) == (64, 1, 256, 0.1), name
+    catalog, pairs = toy
+    out = tmp_path / "cf-mnrl"
+    code, stdout, err = run_cli(capsys, "finetune", "--config", ROOT / "finetune" / "minilm-256-cf-mnrl.toml",
+                                "--base", tiny_model_path, "--pairs", pairs, "--catalog", catalog, "--out", out,
+                                "--max-seq-length", "128", "--max-steps", "2", "--no-progress")
+    assert code == 0, err
+    s = json.loads((out / "scores.json").read_text())
+    assert s["params"]["loss"] == "mnrl" and s["params"]["batch_size"] == 64 and s["steps"] == 2
+    assert s["steps_per_second"] > 0

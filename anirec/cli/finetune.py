@@ -23,7 +23,9 @@ def finetune(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Pairs per batch per device [16]."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate [2e-5]."),
     warmup_ratio: Optional[float] = typer.Option(None, "--warmup-ratio", help="Share of steps for linear warm-up [0.1]."),
-    loss: Optional[str] = typer.Option(None, "--loss", help="cosine (reference CosineSimilarityLoss) | cosent | angle | mnrl (positive pairs, in-batch negatives) [cosine]."),
+    loss: Optional[str] = typer.Option(None, "--loss", help="cosine (reference CosineSimilarityLoss) | cosent | angle | mnrl (positive pairs, in-batch negatives) | cmnrl (cached mnrl: large batch, small memory; see --mini-batch-size) | gist (GISTEmbed: the frozen base model guides which in-batch negatives count) [cosine]."),
+    mini_batch_size: Optional[int] = typer.Option(None, "--mini-batch-size", help="cmnrl: texts per forward pass; memory, not the batch the loss sees [32]."),
+    no_hard_negatives: bool = typer.Option(False, "--no-hard-negatives", help="mnrl/cmnrl/gist: ignore the negative pairs (label < 0) instead of training on (anchor, positive, negative) triplets."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for shuffling, sampling and init [42]."),
     eval_steps: Optional[float] = typer.Option(None, "--eval-steps", help="Also score the validation pairs every N steps (below 1: a share of the run). Default: before and after only."),
     save_steps: Optional[float] = typer.Option(None, "--save-steps", help="Checkpoint every N steps (below 1: a share of the run) [0.1]."),
@@ -39,7 +41,8 @@ def finetune(
     """Fine-tune a sentence embedder on pair labels (sentence-transformers Trainer; multi-GPU under torchrun)."""
     cfg = training.load_config(
         config, base=base, catalog=catalog, pairs=pairs, out=out, max_seq_length=max_seq_length, epochs=epochs,
-        batch_size=batch_size, lr=lr, warmup_ratio=warmup_ratio, loss=loss, seed=seed, eval_steps=eval_steps,
+        batch_size=batch_size, lr=lr, warmup_ratio=warmup_ratio, loss=loss, seed=seed,
+        mini_batch_size=mini_batch_size, hard_negatives=False if no_hard_negatives else None, eval_steps=eval_steps,
         save_steps=save_steps, max_steps=max_steps, max_train_pairs=max_train_pairs, max_eval_pairs=max_eval_pairs,
         precision=precision, resume=resume or None, overwrite=overwrite or None,
         keep_checkpoints=keep_checkpoints or None, show_progress=False if no_progress else None,

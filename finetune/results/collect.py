@@ -32,12 +32,17 @@ def main(folders: list[str]) -> None:
     head = (
         "# Fine-tuning results on ../shared/data/mal\n\n"
         "Made by `bash eval/run_mal.sh finetune` on a 2-core CPU (no GPU); each row's full record\n"
-        "(every parameter, data hashes, loss history) is the JSON file of the same name.\n"
-        "Spearman = Spearman of cosine similarity vs pair label on the validation pairs.\n\n"
+        "(every parameter, data hashes, loss history, device) is the JSON file of the same name.\n"
+        "Spearman = Spearman of cosine similarity vs pair label on the validation pairs (for CF pairs,\n"
+        "`pairs --label cf`: vs their reference agreement label, see `data.validation_label`).\n\n"
         "| run | base | loss | max_seq_length | train / validation pairs | steps | Spearman before "
         "| after | train s | s/step | lr |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
-    (HERE / "README.md").write_text(head + "\n".join(rows) + "\n")
+    readme = HERE / "README.md"
+    # Hand-written sections below the table (## headings) survive a re-collect.
+    old = readme.read_text() if readme.exists() else ""
+    notes = old[old.index("\n## "):] if "\n## " in old else ""
+    readme.write_text(head + "\n".join(rows) + "\n" + notes)
     print((HERE / "README.md").read_text())
 
 
