@@ -6,6 +6,7 @@ can never be served stale vectors:
 * the model identity: its resolved local path plus a fingerprint of its files (sha256 of
   the weights and configs), or the hub id when the model is not on disk;
 * the max_seq_length the descriptions were truncated to;
+* the backend that ran the model (torch, onnx, onnx-int8, openvino: int8 vectors differ);
 * an order-sensitive hash of the descriptions (``anirec.io.hash_strings``).
 
 Hashing a 400 MB weights file takes seconds, so file hashes are memoised per
@@ -28,7 +29,7 @@ import pandas as pd
 
 from .errors import AnirecError, warn
 from .io import atomic_path, hash_file, hash_strings, write_text
-from .models import load_model, resolve_model
+from .models import check_backend, load_model, resolve_model
 
 CACHE_FORMAT = 1  # bump when the entry layout changes: old entries then simply miss
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".json", ".txt", ".model")
@@ -48,6 +49,7 @@ class Embeddings:
     cache_hit: bool
     cache_path: Path | None
     seconds: float  # time spent loading from cache, or loading the model and encoding
+    backend: str = "torch"
 
     @property
     def dims(self) -> int:
@@ -132,19 +134,21 @@ def _configured_max_seq_length(resolved: str) -> int | None:
 # --------------------------------------------------------------------------- cache entries
 
 
-def cache_key(model: str, fingerprint: str, max_seq_length: int | None, description_hash: str) -> str:
-    blob = json.dumps(
-        {"format": CACHE_FORMAT, "model": model, "fingerprint": fingerprint,
-         "max_seq_length": max_seq_length, "descriptions": description_hash},
-        sort_keys=True,
-    )
+def cache_key(model: str, fingerprint: str, max_seq_length: int | None, description_hash: str,
+              backend: str = "torch") -> str:
+    fields = {"format": CACHE_FORMAT, "model": model, "fingerprint": fingerprint,
+              "max_seq_length": max_seq_length, "descriptions": description_hash}
+    if backend != "torch":  # torch keys stay what they were, so existing caches still hit
+        fields["backend"] = backend
+    blob = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
-def _entry_paths(cache_dir: Path, model: str, max_seq_length: int | None, key: str) -> tuple[Path, Path]:
+def _entry_paths(cache_dir: Path, model: str, max_seq_length: int | None, key: str,
+                 backend: str = "torch") -> tuple[Path, Path]:
     # A readable prefix helps anyone looking into the folder; the key alone decides identity.
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(model).name or model)[:60]
-    stem = f"{name}-{max_seq_length or 'default'}-{key}"
+    stem = f"{name}-{max_seq_length or 'default'}-{'' if backend == 'torch' else backend + '-'}{key}"
     return cache_dir / f"{stem}.npy", cache_dir / f"{stem}.json"
 
 
@@ -214,9 +218,12 @@ def load_or_embed(
     batch_size: int = 32,
     show_progress: bool = True,
     force: bool = False,
+    backend: str = "torch",
 ) -> Embeddings:
-    """Vectors for every catalog description, from the cache when the same inputs were seen."""
+    """Vectors for every catalog description, from the cache when the same inputs were seen.
+    ``backend``: see ``anirec.models.BACKENDS`` (part of the cache key)."""
     start = time.perf_counter()
+    backend = check_backend(backend)
     texts = _descriptions(catalog_df)
     if batch_size < 1:
         raise AnirecError(f"--batch-size {batch_size}: must be at least 1.")
@@ -229,22 +236,23 @@ def load_or_embed(
     # None means "the model's own default"; a local folder that declares it shares entries with
     # an explicit request of the same length. Otherwise "default" is pinned by the fingerprint.
     keyed_msl = max_seq_length if max_seq_length is not None else _configured_max_seq_length(resolved)
-    key = cache_key(resolved, fingerprint, keyed_msl, desc_hash)
-    npy, meta_path = _entry_paths(cache_dir, resolved, keyed_msl, key)
+    key = cache_key(resolved, fingerprint, keyed_msl, desc_hash, backend)
+    npy, meta_path = _entry_paths(cache_dir, resolved, keyed_msl, key, backend)
 
     if not force:
         entry = _read_entry(npy, meta_path, key, len(texts))
         if entry is not None:
             vectors, meta = entry
             return Embeddings(vectors, resolved, fingerprint, meta.get("max_seq_length"), desc_hash,
-                              True, npy, time.perf_counter() - start)
+                              True, npy, time.perf_counter() - start, backend)
 
-    encoder = load_model(str(model_name_or_path), max_seq_length=max_seq_length)
+    encoder = load_model(str(model_name_or_path), max_seq_length=max_seq_length, backend=backend, cache_dir=cache_dir)
     vectors = encode_texts(encoder, texts, batch_size=batch_size, show_progress=show_progress)
     used_msl = getattr(encoder, "max_seq_length", None)
     meta = {
         "key": key, "format": CACHE_FORMAT, "model": resolved, "model_fingerprint": fingerprint,
-        "max_seq_length": int(used_msl) if used_msl is not None else None, "requested_max_seq_length": max_seq_length,
+        "max_seq_length": int(used_msl) if used_msl is not None and used_msl != float("inf") else None,
+        "requested_max_seq_length": max_seq_length, "backend": backend,
         "description_hash": desc_hash, "count": int(vectors.shape[0]), "dims": int(vectors.shape[1]),
         "normalized": True, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -255,7 +263,7 @@ def load_or_embed(
         warn(f"could not write the embedding cache in {cache_dir} ({exc}); set --cache-dir or ANIREC_CACHE to a writable folder.")
         cached = None
     return Embeddings(vectors, resolved, fingerprint, meta["max_seq_length"], desc_hash,
-                      False, cached, time.perf_counter() - start)
+                      False, cached, time.perf_counter() - start, backend)
 
 
 def embed_catalog(
@@ -265,14 +273,17 @@ def embed_catalog(
     cache_dir: str | Path | None = None,
     batch_size: int = 32,
     show_progress: bool = True,
+    backend: str = "torch",
 ) -> np.ndarray:
     """float32 (n, d) L2-normalised vectors, rows aligned with ``catalog_df`` (cached on disk)."""
-    return load_or_embed(catalog_df, model_name_or_path, max_seq_length, cache_dir, batch_size, show_progress).vectors
+    return load_or_embed(catalog_df, model_name_or_path, max_seq_length, cache_dir, batch_size, show_progress,
+                         backend=backend).vectors
 
 
 def format_embed_summary(e: Embeddings) -> str:
     n, d = e.vectors.shape
     msl = e.max_seq_length if e.max_seq_length is not None else "model default"
+    msl = f"{msl}, backend {e.backend}" if e.backend != "torch" else msl
     if e.cache_hit:
         return f"embeddings: loaded from cache in {e.seconds:.2f} s ({n:,} x {d}, max_seq_length {msl}) <- {e.cache_path}"
     rate = n / e.seconds if e.seconds > 0 else float("inf")

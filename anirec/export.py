@@ -69,6 +69,7 @@ def build_manifest(emb: Embeddings, ids: np.ndarray, fmt: str) -> dict:
         "dims": emb.dims,
         "count": int(len(emb.vectors)),
         "max_seq_length": emb.max_seq_length,
+        "backend": emb.backend,
         "normalized": True,
         "description_hash": emb.description_hash,
         "ids_hash": hash_strings(ids.tolist()),

@@ -252,11 +252,12 @@ class Recommender:
 
     @classmethod
     def from_catalog(cls, catalog: pd.DataFrame | str | Path, model: str, max_seq_length: int | None = None,
-                     cache_dir: str | Path | None = None, batch_size: int = 32, show_progress: bool = True) -> "Recommender":
+                     cache_dir: str | Path | None = None, batch_size: int = 32, show_progress: bool = True,
+                     backend: str = "torch") -> "Recommender":
         """Embed (or load from the cache) a catalog DataFrame or parquet path with ``model``."""
         if not isinstance(catalog, pd.DataFrame):
             catalog = read_catalog(catalog)
-        emb = load_or_embed(catalog, model, max_seq_length, cache_dir, batch_size, show_progress)
+        emb = load_or_embed(catalog, model, max_seq_length, cache_dir, batch_size, show_progress, backend=backend)
         return cls(catalog, emb.vectors, emb)
 
     # ---------------------------------------------------------------- lookups

@@ -1,0 +1,177 @@
+"""Run a sentence-transformers model's transformer on ONNX Runtime or OpenVINO.
+
+Why not ``SentenceTransformer(..., backend="onnx")``: sentence-transformers loads those
+backends through optimum-onnx / optimum-intel, and the releases on the package index pin
+transformers below 4.58 (optimum-onnx 0.1) or 5.6 (optimum-intel 2.2, which also pulls a CUDA
+torch), while sentence-transformers 6 needs transformers 5. So the same steps optimum takes
+are done here with the underlying libraries directly:
+
+1. export: ``torch.onnx.export`` of the Hugging Face transformer (input ids, attention mask,
+   token types -> last hidden state), dynamic batch and sequence axes;
+2. ``onnx-int8``: ``onnxruntime.quantization.quantize_dynamic`` (int8 weights, activations
+   quantized at run time: what sentence-transformers' ``export_dynamic_quantized_onnx_model``
+   asks optimum for);
+3. ``openvino``: OpenVINO compiles the exported ONNX file itself.
+
+Everything around the transformer (tokenizer, batching, pooling, normalisation, the progress
+bar) stays sentence-transformers' own: only ``model[0].model`` is swapped for a module that
+calls the runtime. Exports live in ``<embedding cache>/backends/<name>-<fingerprint>/`` and
+are written atomically, so a second run (or another command) reuses them.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .errors import AnirecError
+from .io import atomic_path
+from .models import EXPORT_FORMAT, cpu_threads
+
+FILES = {"onnx": "model.onnx", "onnx-int8": "model-int8.onnx", "openvino": "model.onnx"}
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def export_dir(resolved: str, cache_dir: str | Path | None = None) -> Path:
+    """Where the exported files of a model go: beside the embedding cache, keyed by its fingerprint."""
+    from .embeddings import default_cache_dir, model_fingerprint
+
+    cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    fingerprint = model_fingerprint(resolved, cache_dir)
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(resolved).name or resolved)[:60]
+    digest = re.sub(r"[^A-Za-z0-9]+", "_", fingerprint)[-16:]
+    return cache_dir / "backends" / f"{name}-{digest}-v{EXPORT_FORMAT}"
+
+
+def _transformer(model, name: str, backend: str):
+    first = model[0]
+    config = getattr(first, "modality_config", {}).get("text", {"method": "forward", "method_output_name": "last_hidden_state"})
+    if not hasattr(first, "auto_model") or config.get("method") != "forward" or config.get("method_output_name") != "last_hidden_state":
+        raise AnirecError(f"--backend {backend}: model '{name}' has no transformer encoder to export "
+                          "(a static model is already fast). Use --backend torch.")
+    return first
+
+
+def _input_names(module) -> list[str]:
+    import inspect
+
+    params = inspect.signature(module.auto_model.forward).parameters
+    probe = module.tokenizer(["a", "b c"], padding=True)
+    return [k for k in _INPUTS if k in probe and k in params]
+
+
+def export_onnx(module, dest: Path) -> None:
+    """torch.onnx.export of ``module.auto_model`` (last hidden state) to ``dest``, atomically."""
+    import torch
+
+    names = _input_names(module)
+    hf = module.auto_model
+
+    class LastHidden(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.hf = hf
+
+        def forward(self, *args):
+            return self.hf(**dict(zip(names, args)), return_dict=True).last_hidden_state
+
+    # Two texts of different length: the traced graph then keeps the padding-mask path.
+    sample = module.tokenizer(["anime recommendation", "a longer description of an anime series"],
+                              padding=True, return_tensors="pt")
+    axes = {k: {0: "batch", 1: "tokens"} for k in names}
+    with atomic_path(dest) as tmp, warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings about python control flow: shapes are dynamic anyway
+        torch.onnx.export(LastHidden().eval(), tuple(sample[k] for k in names), str(tmp), input_names=names,
+                          output_names=["last_hidden_state"], dynamic_axes={**axes, "last_hidden_state": {0: "batch", 1: "tokens"}},
+                          opset_version=17, dynamo=False)
+
+
+def quantize_int8(source: Path, dest: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with atomic_path(dest) as tmp:
+        quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+
+
+def exported_file(model, resolved: str, backend: str, cache_dir=None, name: str = "", echo=None) -> Path:
+    """The cached ONNX file for ``backend``, exporting (and quantizing) it on first use."""
+    _transformer(model, name or resolved, backend)
+    folder = export_dir(resolved, cache_dir)
+    target = folder / FILES[backend]
+    if target.exists():
+        return target
+    say = echo or (lambda msg: None)
+    start = time.perf_counter()
+    fp32 = folder / FILES["onnx"]
+    try:
+        if not fp32.exists():
+            say(f"exporting {name or resolved} to ONNX -> {fp32}")
+            export_onnx(model[0], fp32)
+        if backend == "onnx-int8":
+            say(f"quantizing to int8 -> {target}")
+            quantize_int8(fp32, target)
+    except OSError as exc:
+        raise AnirecError(f"--backend {backend}: could not write the exported model in {folder} ({exc}); "
+                          "set --cache-dir or ANIREC_CACHE to a writable folder.") from None
+    say(f"exported in {time.perf_counter() - start:.1f} s (reused next time)")
+    return target
+
+
+class RuntimeTransformer:
+    """Stands in for the Hugging Face model inside sentence-transformers' Transformer module:
+    same inputs, returns ``{"last_hidden_state": tensor}``."""
+
+    def __init__(self, run, names: list[str], config):
+        self._run, self._names, self.config = run, names, config
+
+    def __call__(self, **features):
+        import torch
+
+        feeds = {k: features[k].detach().cpu().numpy().astype(np.int64) for k in self._names if k in features}
+        return {"last_hidden_state": torch.from_numpy(np.asarray(self._run(feeds)))}
+
+    forward = __call__  # sentence-transformers looks the method up by name
+
+
+def _onnx_runner(path: Path):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = cpu_threads()
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return lambda feeds: session.run(None, feeds)[0]
+
+
+def _openvino_runner(path: Path):
+    import openvino as ov
+
+    core = ov.Core()
+    compiled = core.compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": cpu_threads(), "PERFORMANCE_HINT": "LATENCY"})
+    output = compiled.output(0)
+    return lambda feeds: compiled(feeds)[output]
+
+
+def use_backend(model, resolved: str, backend: str, cache_dir=None, name: str = "", echo=None):
+    """Swap the transformer of a loaded SentenceTransformer for its ONNX/OpenVINO version."""
+    import sys
+
+    module = _transformer(model, name or resolved, backend)
+    names = _input_names(module)
+    echo = echo or (lambda msg: print(msg, file=sys.stderr))
+    path = exported_file(model, resolved, backend, cache_dir, name, echo)
+    try:
+        run = _openvino_runner(path) if backend == "openvino" else _onnx_runner(path)
+    except Exception as exc:  # a corrupt or foreign file in the export cache
+        raise AnirecError(f"--backend {backend}: could not load {path} ({type(exc).__name__}); "
+                          f"delete {path.parent} to export again.") from None
+    config = module.auto_model.config
+    # Not a torch module: set as a plain attribute, which also drops the torch weights from the model.
+    module._modules.pop("model", None)
+    object.__setattr__(module, "model", RuntimeTransformer(run, names, config))
+    model.anirec_backend = backend
+    return model
