@@ -41,7 +41,7 @@ def parse_param(text: str) -> tuple[str, object]:
 
 
 def method_spec(method: str | None = None, params: list[str] | None = None, config: str | Path | None = None,
-                model: str | None = None, max_seq_length: int | None = None) -> FitMethod:
+                model: str | None = None, max_seq_length: int | None = None, backend: str | None = None) -> FitMethod:
     """The method and its parameters from a config's ``[method]`` table, overridden by the
     command line. The table reads like an evaluation config's ``[[methods]]`` entry
     (``method = "hybrid"`` plus parameters; its display ``name`` and ``optional`` are
@@ -66,7 +66,8 @@ def method_spec(method: str | None = None, params: list[str] | None = None, conf
     for item in params or []:
         key, value = parse_param(item)
         values[key] = value
-    for option, key, value in (("--model", "model", model), ("--max-seq-length", "max_seq_length", max_seq_length)):
+    for option, key, value in (("--model", "model", model), ("--max-seq-length", "max_seq_length", max_seq_length),
+                               ("--backend", "backend", backend)):
         if value is None:
             continue
         if not cls.uses_text:

@@ -9,6 +9,7 @@ import typer
 
 from . import app
 from .. import evaluation as ev
+from .options import backend_option
 
 PROTOCOL_HELP = ", ".join(ev.PROTOCOLS)
 
@@ -36,13 +37,14 @@ def evaluate(
     bootstrap: Optional[int] = typer.Option(None, "--bootstrap", help="Bootstrap resamples for the confidence intervals (0: off) (default: 1000)."),
     pairs: Optional[List[str]] = typer.Option(None, "--pairs", help="Pairs file(s) the fine-tuned models were trained on: checked to hold no cold-start anime."),
     cold_anime: Optional[Path] = typer.Option(None, "--cold-anime", help="Use this cold-start anime list (from `anirec cold-anime`) instead of drawing one."),
+    backend: Optional[str] = backend_option(None, " For models without their own `backend` in the config."),
 ) -> None:
     """Compare recommenders: reference NPS, leakage-free holdout, cold start and mixed (new + known anime)."""
     cfg = ev.load_config(config) if config else ev.EvalConfig()
     # Flags override the config file; None means "not given".
     overrides = {
         "catalog": catalog, "ratings": list(ratings) if ratings else None, "split": split, "k": k, "seed": seed,
-        "max_seq_length": max_seq_length, "bootstrap": bootstrap,
+        "max_seq_length": max_seq_length, "bootstrap": bootstrap, "backend": backend,
         "out": str(out) if out is not None else None,
         "cache_dir": str(cache_dir) if cache_dir is not None else None,
         "cold_anime": str(cold_anime) if cold_anime is not None else None,

@@ -13,6 +13,7 @@ from ..embeddings import format_embed_summary, load_or_embed
 from ..export import FILES, FORMATS, export_embeddings, require_faiss
 from ..io import check_writable_output
 from ..models import DEFAULT_MODEL
+from .options import backend_option
 from .recommend import CACHE_HELP, CATALOG_HELP, MODEL_HELP, MSL_HELP
 
 
@@ -26,6 +27,7 @@ def export(
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_HELP),
     batch_size: int = typer.Option(32, "--batch-size", help="Descriptions per encoder batch (if not cached)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the encoding progress bar."),
+    backend: str = backend_option(),
 ) -> None:
     """Write the catalog embeddings as npy, parquet, a faiss index or TensorBoard TSV, with manifest.json."""
     if fmt not in FORMATS:
@@ -34,7 +36,7 @@ def export(
     if fmt == "faiss":
         require_faiss()  # before minutes of encoding, not after
     cat = read_catalog(catalog)
-    emb = load_or_embed(cat, model, max_seq_length, cache_dir, batch_size, progress)
+    emb = load_or_embed(cat, model, max_seq_length, cache_dir, batch_size, progress, backend=backend)
     typer.echo(format_embed_summary(emb))
     export_embeddings(cat, emb, fmt, out)
     n, d = emb.vectors.shape

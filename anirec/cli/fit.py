@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from . import app
+from .options import backend_option
 from ..fitting import fit_to_folder, format_fit_summary, method_spec
 from ..recommenders import REGISTRY
 
@@ -26,9 +27,10 @@ def fit(
     batch_size: int = typer.Option(32, "--batch-size", help="Descriptions per encoder batch (text models)."),
     seed: int = typer.Option(42, "--seed", help="Seed for methods that draw at random."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the encoding progress bar."),
+    backend: Optional[str] = backend_option(None, " Text/hybrid with a sentence-transformers model (sets the `backend` parameter)."),
 ) -> None:
     """Fit a recommender on ratings + a catalog and save it (method, parameters, arrays, manifest with hashes)."""
-    spec = method_spec(method, params, config, model, max_seq_length)
+    spec = method_spec(method, params, config, model, max_seq_length, backend)
     result = fit_to_folder(spec, ratings, catalog, out, seed=seed, cache_dir=cache_dir, batch_size=batch_size,
                            progress=progress)
     typer.echo(format_fit_summary(result))

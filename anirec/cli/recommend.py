@@ -20,6 +20,7 @@ from ..embeddings import format_embed_summary, load_or_embed
 from ..models import DEFAULT_MODEL
 from ..recommend import Recommender, TitleIndex, user_ratings
 from ..serving import SCORE_COLUMN
+from .options import backend_option
 
 MODEL_HELP = "Embedder: a name (looked up in ~/.cache/anirec/models, then the hub) or a sentence-transformers folder."
 CATALOG_HELP = "Catalog parquet written by `anirec build`."
@@ -36,10 +37,11 @@ def embed(
     batch_size: int = typer.Option(32, "--batch-size", help="Descriptions per encoder batch."),
     force: bool = typer.Option(False, "--force", help="Encode again even when the cache has these vectors."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the encoding progress bar."),
+    backend: str = backend_option(),
 ) -> None:
     """Encode every catalog description (normalised float32) into the on-disk cache, or find it there."""
     cat = read_catalog(catalog)
-    emb = load_or_embed(cat, model, max_seq_length, cache_dir, batch_size, progress, force=force)
+    emb = load_or_embed(cat, model, max_seq_length, cache_dir, batch_size, progress, force=force, backend=backend)
     typer.echo(format_embed_summary(emb))
 
 
@@ -92,6 +94,7 @@ def recommend(
     batch_size: int = typer.Option(32, "--batch-size", help="Descriptions per encoder batch (first run only)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (for scripts) instead of a table."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the encoding progress bar."),
+    backend: str = backend_option(),
 ) -> None:
     """Recommend anime like some titles / MAL_IDs, for a user from their ratings, or (with
     --recommender) for a new user's liked titles."""
@@ -100,7 +103,7 @@ def recommend(
     if k < 1:
         raise typer.BadParameter(f"{k}: must be at least 1", param_hint="-k")
     if recommender is not None:
-        _check_fitted_options(titles or ids, user, ratings, likes, pool, exclude_franchise, max_seq_length)
+        _check_fitted_options(titles or ids, user, ratings, likes, pool, exclude_franchise, max_seq_length, backend)
         _recommend_fitted(recommender, titles, ids, user, ratings, likes, catalog, model, k, as_json, start)
         return
     if likes:
@@ -132,7 +135,7 @@ def recommend(
             raise AnirecError(f"--id {unknown[0]}: no anime with that MAL_ID in {catalog} ({len(cat):,} anime).")
         queries = [int(cat["MAL_ID"].iat[m.row]) for m in matches] + ids
 
-    rec = Recommender.from_catalog(cat, model, max_seq_length, cache_dir, batch_size, progress)
+    rec = Recommender.from_catalog(cat, model, max_seq_length, cache_dir, batch_size, progress, backend=backend)
     info(format_embed_summary(rec.embeddings))
     if user is not None:
         frame = rec.for_user(mine, k)
@@ -146,7 +149,7 @@ def recommend(
 
     elapsed = time.perf_counter() - start
     if as_json:
-        payload = {"query": query, "model": rec.embeddings.model, "k": k, "cache_hit": rec.embeddings.cache_hit,
+        payload = {"query": query, "model": rec.embeddings.model, "backend": backend, "k": k, "cache_hit": rec.embeddings.cache_hit,
                    "embed_seconds": round(rec.embeddings.seconds, 3), "seconds": round(elapsed, 3),
                    "recommendations": json.loads(frame.to_json(orient="records", double_precision=6))}
         typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
@@ -166,7 +169,8 @@ def _say_matches(matches, info) -> None:
             info(f"matched '{m.query}' -> '{clean_text(m.title)}'")
 
 
-def _check_fitted_options(title_query: bool, user, ratings, likes, pool, exclude_franchise, max_seq_length) -> None:
+def _check_fitted_options(title_query: bool, user, ratings, likes, pool, exclude_franchise, max_seq_length,
+                          backend: str = "torch") -> None:
     """One kind of query per call, and no option that only the text-embedding path reads."""
     asked = [name for name, given in (("titles/--id", title_query), ("--user", user is not None), ("--likes", bool(likes))) if given]
     if len(asked) > 1:
@@ -178,7 +182,7 @@ def _check_fitted_options(title_query: bool, user, ratings, likes, pool, exclude
     if user is None and ratings:
         raise AnirecError("--ratings is only used with --user ID.")
     unused = [opt for opt, given in (("--pool", pool != "mean"), ("--exclude-franchise", exclude_franchise),
-                                     ("--max-seq-length", max_seq_length is not None)) if given]
+                                     ("--max-seq-length", max_seq_length is not None), ("--backend", backend != "torch")) if given]
     if unused:
         raise AnirecError(f"{unused[0]} does not apply with --recommender (the folder fixes how it recommends).")
 

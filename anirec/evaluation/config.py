@@ -69,6 +69,7 @@ class EvalConfig:
     pairs: list[str] = field(default_factory=list)  # pair files the fine-tuned models learnt from (cold-start check)
     bootstrap: int = 1000
     max_seq_length: int | None = None
+    backend: str = "torch"  # how models without their own `backend` run (anirec.models.BACKENDS)
     cache_dir: str | None = None
     batch_size: int = 32
     source: str = ""  # the config file it came from
@@ -81,8 +82,11 @@ class EvalConfig:
             out.append(MethodSpec(b, method, dict(params), where=f"{self.source or 'evaluate'} baselines"))
         for spec in [*self.methods, *self.models]:
             params = dict(spec.params)
-            if self.max_seq_length and "max_seq_length" in method_class(spec.method).Params.__dataclass_fields__:
+            fields = method_class(spec.method).Params.__dataclass_fields__
+            if self.max_seq_length and "max_seq_length" in fields:
                 params.setdefault("max_seq_length", self.max_seq_length)
+            if self.backend != "torch" and "backend" in fields and spec.model is not None:
+                params.setdefault("backend", self.backend)
             out.append(MethodSpec(spec.name, spec.method, params, spec.optional, spec.where))
         for spec in out:
             if "seed" in method_class(spec.method).Params.__dataclass_fields__:

@@ -36,6 +36,10 @@ class TextParams(Params):
             raise AnirecError(f"{where}: tfidf_weight must be between 0 and 1.")
         if self.max_seq_length < 0:
             raise AnirecError(f"{where}: max_seq_length must be positive (0 = the model's own).")
+        if self.model != TFIDF:  # an unknown backend or a missing extra fails before any work
+            from ..models import require_backend
+
+            require_backend(self.backend, f"{where}: backend")
 
 
 def text_item_rows(catalog, params: TextParams, context: dict):
@@ -48,11 +52,11 @@ def text_item_rows(catalog, params: TextParams, context: dict):
         return rows, info
     from ..embeddings import load_or_embed
 
-    kwargs = {"backend": params.backend} if params.backend != "torch" else {}
     emb = load_or_embed(catalog, params.model, params.max_seq_length or None, context.get("cache_dir"),
-                        batch_size=context.get("batch_size", 32), show_progress=context.get("progress", True), **kwargs)
+                        batch_size=context.get("batch_size", 32), show_progress=context.get("progress", True),
+                        backend=params.backend)
     info.update(resolved=emb.model, fingerprint=emb.model_fingerprint, max_seq_length=emb.max_seq_length,
-                cache_hit=emb.cache_hit, embed_seconds=round(emb.seconds, 3))
+                backend=emb.backend, cache_hit=emb.cache_hit, embed_seconds=round(emb.seconds, 3))
     rows = emb.vectors
     w = params.tfidf_weight
     if w > 0:
