@@ -67,3 +67,4 @@ from . import pairs  # noqa: E402,F401
 from . import finetune  # noqa: E402,F401
 from . import evaluate  # noqa: E402,F401
 from . import fit  # noqa: E402,F401
+from . import distill  # noqa: E402,F401
