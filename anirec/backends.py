@@ -7,10 +7,12 @@ torch), while sentence-transformers 6 needs transformers 5. So the same steps op
 are done here with the underlying libraries directly:
 
 1. export: ``torch.onnx.export`` of the Hugging Face transformer (input ids, attention mask,
-   token types -> last hidden state), dynamic batch and sequence axes;
-2. ``onnx-int8``: ``onnxruntime.quantization.quantize_dynamic`` (int8 weights, activations
-   quantized at run time: what sentence-transformers' ``export_dynamic_quantized_onnx_model``
-   asks optimum for);
+   token types -> last hidden state), dynamic batch and sequence axes, with eager attention
+   (plain MatMul/Softmax, which ONNX Runtime's fusions recognise; SDPA exports do not fuse);
+2. ``onnx-int8``: ``onnxruntime.transformers.optimizer`` fuses attention, layer norms and GELU
+   (what optimum's ORTOptimizer runs), then ``onnxruntime.quantization.quantize_dynamic``
+   quantizes the weights to int8 per channel, activations at run time (what
+   sentence-transformers' ``export_dynamic_quantized_onnx_model`` asks optimum for);
 3. ``openvino``: OpenVINO compiles the exported ONNX file itself.
 
 Everything around the transformer (tokenizer, batching, pooling, normalisation, the progress
@@ -83,18 +85,48 @@ def export_onnx(module, dest: Path) -> None:
     sample = module.tokenizer(["anime recommendation", "a longer description of an anime series"],
                               padding=True, return_tensors="pt")
     axes = {k: {0: "batch", 1: "tokens"} for k in names}
-    with atomic_path(dest) as tmp, warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # tracer warnings about python control flow: shapes are dynamic anyway
-        torch.onnx.export(LastHidden().eval(), tuple(sample[k] for k in names), str(tmp), input_names=names,
-                          output_names=["last_hidden_state"], dynamic_axes={**axes, "last_hidden_state": {0: "batch", 1: "tokens"}},
-                          opset_version=17, dynamo=False)
+    attn = getattr(hf.config, "_attn_implementation", None)
+    if attn not in (None, "eager") and hasattr(hf, "set_attn_implementation"):
+        hf.set_attn_implementation("eager")
+    try:
+        with atomic_path(dest) as tmp, warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer warnings about python control flow: shapes are dynamic anyway
+            torch.onnx.export(LastHidden().eval(), tuple(sample[k] for k in names), str(tmp), input_names=names,
+                              output_names=["last_hidden_state"], dynamic_axes={**axes, "last_hidden_state": {0: "batch", 1: "tokens"}},
+                              opset_version=17, dynamo=False)
+    finally:
+        if attn not in (None, "eager") and hasattr(hf, "set_attn_implementation"):
+            hf.set_attn_implementation(attn)
 
 
-def quantize_int8(source: Path, dest: Path) -> None:
+def quantize_int8(source: Path, dest: Path, config=None) -> None:
+    """Fuse the transformer's operators (when ONNX Runtime knows the architecture), then
+    quantize dynamically to int8; written atomically."""
+    import logging
+    import tempfile
+
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with atomic_path(dest) as tmp:
-        quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+    heads, hidden = getattr(config, "num_attention_heads", 0), getattr(config, "hidden_size", 0)
+    logging.disable(logging.WARNING)  # the fusion and "consider pre-processing" chatter
+    try:
+        with atomic_path(dest) as tmp, tempfile.TemporaryDirectory(dir=dest.parent) as work:
+            source_for_int8 = source
+            if heads and hidden:
+                from onnxruntime.transformers.optimizer import optimize_model
+
+                fused = Path(work) / "fused.onnx"
+                try:
+                    optimize_model(str(source), model_type="bert", num_heads=heads, hidden_size=hidden,
+                                   opt_level=1).save_model_to_file(str(fused))
+                    source_for_int8 = fused
+                except Exception:  # an architecture the fusions do not cover: quantize the plain graph
+                    source_for_int8 = source
+            quantize_dynamic(str(source_for_int8), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def exported_file(model, resolved: str, backend: str, cache_dir=None, name: str = "", echo=None) -> Path:
@@ -113,7 +145,7 @@ def exported_file(model, resolved: str, backend: str, cache_dir=None, name: str 
             export_onnx(model[0], fp32)
         if backend == "onnx-int8":
             say(f"quantizing to int8 -> {target}")
-            quantize_int8(fp32, target)
+            quantize_int8(fp32, target, getattr(model[0].auto_model, "config", None))
     except OSError as exc:
         raise AnirecError(f"--backend {backend}: could not write the exported model in {folder} ({exc}); "
                           "set --cache-dir or ANIREC_CACHE to a writable folder.") from None

@@ -28,7 +28,7 @@ BACKEND_HELP = ("Inference backend: torch (default), onnx, onnx-int8 (about 3x f
                 "the exported model is cached and reused. onnx*/openvino need `pip install 'anirec[onnx]'` / 'anirec[openvino]'.")
 # backend -> (module it needs, the anirec extra that installs it)
 _BACKEND_NEEDS = {"onnx": ("onnxruntime", "onnx"), "onnx-int8": ("onnxruntime", "onnx"), "openvino": ("openvino", "openvino")}
-EXPORT_FORMAT = 1  # bump when the exported files change: old exports are then made again
+EXPORT_FORMAT = 2  # bump when the exported files change: old exports are then made again
 
 
 def models_dir() -> Path:
