@@ -167,8 +167,8 @@ def main() -> None:
         # torch first (the reference), then the rest; one evaluation per backend, the file rewritten after each
         for b in sorted(quality, key=lambda b: b != "torch"):
             cfg = ev.EvalConfig(catalog=str(catalog_path), ratings=a.data, protocols=["holdout", "coldstart"], baselines=[],
-                                models=[ev.ModelSpec(b, paths[b], a.max_seq_length, where="bench",
-                                                     backend="torch" if b == STATIC else b)],
+                                models=[ev.MethodSpec(b, "text", {"model": paths[b], "max_seq_length": a.max_seq_length,
+                                                                  "backend": "torch" if b == STATIC else b}, where="bench")],
                                 bootstrap=0, cache_dir=a.cache_dir, out=str(a.work / "eval" / b))
             outcome = ev.run_evaluation(cfg, echo=print)
             res = outcome.results
@@ -180,8 +180,8 @@ def main() -> None:
             cold = get("coldstart", "ndcg@10")
             cold_torch = cold if b == "torch" else cold_torch
             rel = f"{cold / cold_torch - 1:+.1%}" if cold_torch and b != "torch" else "-"
-            info = outcome.meta["methods"][b]
-            enc = 0 if info.get("cache_hit") else info["seconds"]["embed"]
+            runs = [r.get("embedding") or {} for r in outcome.meta["methods"][b]["runs"].values()]
+            enc = sum(r.get("embed_seconds", 0) for r in runs if r.get("cache_hit") is False)
             say(f"| {b} | {get('holdout', 'ndcg@10'):.4f} | {cold:.4f} | {rel} | {get('holdout', 'hit_rate@10'):.3f} | "
                 f"{get('coldstart', 'hit_rate@10'):.3f} | {enc:.0f} | {load()} |")
             write_text("\n".join(lines) + "\n", a.out)

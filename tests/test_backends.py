@@ -67,12 +67,17 @@ def test_missing_extra_in_an_eval_config_fails_before_any_work(tmp_path, monkeyp
     cfg = tmp_path / "eval.toml"
     cfg.write_text('catalog = "c.parquet"\nbackend = "torch"\n[[models]]\nname = "q"\nmodel = "m"\nbackend = "onnx-int8"\n')
     loaded = ev.load_config(cfg)
-    assert loaded.models[0].backend == "onnx-int8"
+    assert loaded.models[0].params["backend"] == "onnx-int8"
     with pytest.raises(AnirecError, match=r"eval\.toml.*pip install 'anirec\[onnx\]'"):
         loaded.check()
-    cfg.write_text('catalog = "c.parquet"\nbackend = "fast"\n[[models]]\nmodel = "m"\n')
+    cfg.write_text('catalog = "c.parquet"\nbackend = "fast"\nbaselines = ["tfidf"]\n[[models]]\nmodel = "m"\n')
     with pytest.raises(AnirecError, match="'fast': unknown backend"):
         ev.load_config(cfg).check()
+    # the top-level backend reaches models without their own, and never TF-IDF
+    cfg.write_text('catalog = "c.parquet"\nbackend = "openvino"\nbaselines = ["tfidf"]\n[[models]]\nmodel = "m"\n'
+                   '[[models]]\nname = "t"\nmodel = "m"\nbackend = "torch"\n')
+    specs = {s.name: s.params for s in ev.load_config(cfg).method_specs()}
+    assert specs["m"]["backend"] == "openvino" and specs["t"]["backend"] == "torch" and "backend" not in specs["tfidf"]
 
 
 def test_threads_from_the_machine_with_an_override(monkeypatch):
