@@ -4,9 +4,10 @@ One run on one machine, for one model (all-MiniLM-L6-v2 by default) at max_seq_l
 
 1. speed: descriptions/s of torch fp32, onnx, onnx-int8, openvino and the static model2vec
    model distilled from the same model, on a fixed seeded sample of catalog descriptions.
-   The backends take turns (interleaved rounds, the order rotated each round) and the median
-   round is reported, so load from other processes on a shared machine hits all of them alike;
-   the load average is sampled and printed.
+   The backends take turns (interleaved rounds, the order rotated each round); the speed-up is
+   the median over rounds of each backend's rate divided by torch's rate in the same round, so
+   load from other processes on a shared machine, which drifts during a run, hits both sides
+   of each ratio alike. The load average is sampled and printed.
 2. quality: holdout and cold-start NDCG@10 of each backend's vectors of the whole catalog,
    through the evaluation API (`anirec evaluate --protocols holdout,coldstart -b none`), and
    how close each backend's vectors are to torch's (cosine on the speed sample).
@@ -138,9 +139,15 @@ def main() -> None:
     med = {b: statistics.median(rates[b]) for b in backends}
     base = med.get("torch")
     say()
+    if "openvino" in backends:
+        import openvino as ov
+
+        precision = ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT")
+        say(f"OpenVINO's inference precision on this CPU: {precision.get_type_name()} (its default: bf16 where the CPU has AMX/AVX512-BF16, else f32)")
     say(f"## speed: {a.model}, max_seq_length {a.max_seq_length}, batch {a.batch_size}, {len(texts)} catalog descriptions "
         f"(seeded sample, {longer:.0%} longer than {a.max_seq_length} tokens), median of {a.rounds} interleaved rounds")
     say(f"load average (1/5/15 min) sampled before and after each round: {', '.join(loads)} on {os.cpu_count()} CPUs")
+    say("speed-up: median over rounds of (rate / torch's rate in the same round)")
     say("| backend | descriptions/s (median) | rounds | speed-up vs torch fp32 | cosine to torch (min / mean) | load+export s |")
     say("|---|---|---|---|---|---|")
     for b in backends:
@@ -149,7 +156,7 @@ def main() -> None:
             close = f"{cos.min():.4f} / {cos.mean():.4f}"
         else:
             close = "- (other model)" if b == STATIC else "-"
-        up = f"{med[b] / base:.1f}x" if base else "-"
+        up = f"{statistics.median(x / t for x, t in zip(rates[b], rates['torch'])):.1f}x" if base else "-"
         say(f"| {b} | {med[b]:.1f} | {', '.join(f'{x:.1f}' for x in rates[b])} | {up} | {close} | {load_s[b]:.1f} |")
 
     # ---------------------------------------------------------------- quality
