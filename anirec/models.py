@@ -24,8 +24,9 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 HUB_PREFIX = "sentence-transformers/"
 
 BACKENDS = ("torch", "onnx", "onnx-int8", "openvino")
-BACKEND_HELP = ("Inference backend: torch (default), onnx, onnx-int8 (about 3x faster on a CPU) or openvino; "
-                "the exported model is cached and reused. onnx*/openvino need `pip install 'anirec[onnx]'` / 'anirec[openvino]'.")
+BACKEND_HELP = ("Inference backend: torch (default), onnx, onnx-int8 (about 2x faster on a CPU) or openvino "
+                "(about 4x; bf16 where the CPU has it); the exported model is cached and reused. "
+                "onnx*/openvino need pip install 'anirec\\[onnx]' / 'anirec\\[openvino]'.")
 # backend -> (module it needs, the anirec extra that installs it)
 _BACKEND_NEEDS = {"onnx": ("onnxruntime", "onnx"), "onnx-int8": ("onnxruntime", "onnx"), "openvino": ("openvino", "openvino")}
 EXPORT_FORMAT = 2  # bump when the exported files change: old exports are then made again

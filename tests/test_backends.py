@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
@@ -156,6 +157,9 @@ def test_cli_embed_and_recommend_with_a_backend(catalog_file, rows, tiny_model_p
     assert code == 0 and "backend onnx-int8" in out and "encoded 12" in out, err
     code, out, err = run_cli(capsys, "recommend", "--id", str(rows["MAL_ID"].iat[0]), "-k", "3", "--json", *args)
     assert code == 0 and '"backend": "onnx-int8"' in out and '"cache_hit": true' in out, err
+    code, out, err = run_cli(capsys, "export", "--format", "npy", "--out", tmp_path / "exp", *args)
+    manifest = json.loads((tmp_path / "exp" / "manifest.json").read_text())
+    assert code == 0 and manifest["backend"] == "onnx-int8" and "loaded from cache" in out, err
 
 
 # --------------------------------------------------------------------------- static (model2vec)
