@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from .errors import AnirecError
-from .io import atomic_dir
+from .io import atomic_dir, check_writable_output
 from .models import not_found_message, resolve_model, set_threads
 
 STATIC_EXTRA = "pip install 'anirec[static]'"
@@ -34,9 +34,7 @@ def distill_model(model: str, out: str | Path, pca_dims: int | None = 256, echo=
     if pca_dims is not None and pca_dims < 2:
         raise AnirecError(f"--pca-dims {pca_dims}: must be at least 2 (or leave it out to keep the model's dimensions).")
     distill = require_model2vec()
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise AnirecError(f"--out {out}: is a file; give a folder to write the static model to.")
+    out = check_writable_output(out, "dir", "--out")  # before minutes of distilling
     resolved = resolve_model(model)
     set_threads()
     start = time.perf_counter()

@@ -211,8 +211,22 @@ def test_distill_errors_are_one_line(tiny_model_path, tmp_path, capsys, monkeypa
     assert "not found" in err and len(err.strip().splitlines()) == 1
     err = expect_user_error(capsys, "distill", "--model", tiny_model_path, "--out", tmp_path / "s", "--pca-dims", "1")
     assert "--pca-dims 1" in err
+    (tmp_path / "a-file").write_text("x")
+    err = expect_user_error(capsys, "distill", "--model", tiny_model_path, "--out", tmp_path / "a-file")
+    assert "--out" in err and len(err.strip().splitlines()) == 1
     monkeypatch.setitem(sys.modules, "model2vec", None)
     monkeypatch.setitem(sys.modules, "model2vec.distill", None)
     err = expect_user_error(capsys, "distill", "--model", tiny_model_path, "--out", tmp_path / "s")
     assert "pip install 'anirec[static]'" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "s").exists()
+
+
+def test_fit_backend_sets_the_text_parameter_and_recommender_folders_refuse_it(tmp_path, capsys):
+    from anirec.fitting import method_spec
+
+    assert method_spec("text", None, None, "m", None, "onnx-int8").params["backend"] == "onnx-int8"
+    assert "backend" not in method_spec("text", None, None, "m", None, None).params
+    with pytest.raises(AnirecError, match="--backend: method 'ease' reads no text"):
+        method_spec("ease", None, None, None, None, "onnx")
+    err = expect_user_error(capsys, "recommend", "--recommender", tmp_path, "--likes", "Naruto", "--backend", "onnx")
+    assert "--backend does not apply with --recommender" in err
