@@ -109,9 +109,11 @@ def load_inputs(cfg: EvalConfig, protocols: list[str], echo=print) -> Inputs:
             raise AnirecError("the holdout/coldstart/mixed protocols need ratings: pass --ratings (or --split).")
         opinions, dropped = _with_items(op[["user_id", "anime_id", "opinion"]], catalog_ids)
         meta["ratings"].update(rows_not_in_catalog=dropped, rows_used=int(len(opinions)))
-        # The rows pair labels were mined from (the train rows of --split and of the split of
-        # every pairs file a fine-tuned model learnt from) may not be held out (see holdout_mask).
-        splits = list(dict.fromkeys(str(p) for p in [cfg.split, *map(pairs_split_path, cfg.pairs)] if p))
+        # The rows pair labels were mined from (the train rows of the split of every pairs file
+        # a fine-tuned model learnt from; without pairs files, of --split) may not be held out
+        # (see holdout_mask).
+        splits = [str(p) for p in map(pairs_split_path, cfg.pairs) if p] if cfg.pairs else [cfg.split]
+        splits = list(dict.fromkeys(p for p in splits if p))
         if splits:
             keys = []
             for path in splits:
