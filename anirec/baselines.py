@@ -1,13 +1,8 @@
-"""Recommenders to compare the text embedders against, on equal terms.
+"""Item similarity building blocks shared by the recommenders, the pair miner and the metrics.
 
 Text embedders, TF-IDF and item-kNN collaborative filtering all become the same thing: a
-table of each item's nearest neighbours (``idx``/``val``, -1 = no neighbour), which
-:func:`anirec.index.pool_for_users` turns into recommendations with the reference's user
-pooling. Only the similarity differs, so a difference in the results is a difference in
-what the method knows, not in how users are served.
-
-Random and most-popular do not pool: they rank items directly, skipping what each user
-has already seen. Everything works on user x item sparse matrices in user batches.
+table of each item's nearest neighbours (``idx``/``val``, -1 = no neighbour), optionally
+among candidate items only. The methods themselves live in :mod:`anirec.recommenders`.
 """
 
 from __future__ import annotations
@@ -112,13 +107,7 @@ def itemknn_vectors(fit: sp.csr_matrix) -> sp.csr_matrix:
     return normalize(sp.csr_matrix(fit, dtype=np.float32).T.tocsr(), norm="l2", axis=1)
 
 
-def promoter_counts(fit: sp.csr_matrix) -> np.ndarray:
-    """How many fitting users promoted each item (the most-popular baseline's score)."""
-    fit = sp.csr_matrix(fit)
-    return np.bincount(fit.indices[fit.data > 0], minlength=fit.shape[1]).astype(np.int64)
-
-
-# --------------------------------------------------------------------------- direct rankers
+# --------------------------------------------------------------------------- lookups
 
 
 def lookup(matrix: sp.csr_matrix, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -139,65 +128,3 @@ def lookup(matrix: sp.csr_matrix, items: np.ndarray) -> tuple[np.ndarray, np.nda
     pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
     found = (items >= 0) & (keys[pos] == query)
     return found, np.where(found, m.data[pos], 0).astype(np.float64)
-
-
-def first_k_unseen(lists: np.ndarray, seen: sp.csr_matrix, k: int) -> np.ndarray:
-    """Per row, the first k entries of ``lists`` (items in order of preference, -1 = none) that
-    the row's user has not seen, each item once; (rows x k), -1 where fewer are left."""
-    lists = np.asarray(lists, np.int64)
-    n_rows, width = lists.shape
-    keep = (lists >= 0) & ~lookup(seen, lists)[0]
-    keys = (np.arange(n_rows, dtype=np.int64)[:, None] * seen.shape[1] + lists).ravel()
-    order = np.argsort(keys, kind="stable")  # stable: the first occurrence of an item stays first
-    repeat = np.zeros(keys.size, bool)
-    repeat[order[1:]] = keys[order[1:]] == keys[order[:-1]]
-    keep &= ~repeat.reshape(n_rows, width)
-    rank = np.cumsum(keep, axis=1) - 1
-    take = keep & (rank < k)
-    out = np.full((n_rows, k), -1, np.int64)
-    out[np.nonzero(take)[0], rank[take]] = lists[take]
-    return out
-
-
-def popular_recommend(counts: np.ndarray, seen: sp.csr_matrix, k: int,
-                      candidates: np.ndarray | None = None, batch_size: int = 4096) -> np.ndarray:
-    """Most promoted items first (ties: lower item index first, so it is deterministic).
-
-    A user's list is always among the first k + (items they have seen) most popular, so each
-    batch only looks that far down the popularity order.
-    """
-    seen = sp.csr_matrix(seen)
-    cand = np.arange(len(counts)) if candidates is None else np.asarray(candidates, np.int64)
-    order = cand[np.lexsort((cand, -counts[cand]))]  # position 0 = most popular candidate
-    n_seen = np.diff(seen.indptr)
-    out = np.full((seen.shape[0], k), -1, np.int64)
-    for start in range(0, seen.shape[0], batch_size):
-        stop = min(start + batch_size, seen.shape[0])
-        width = min(len(order), k + int(n_seen[start:stop].max(initial=0)))
-        out[start:stop] = first_k_unseen(np.broadcast_to(order[:width], (stop - start, width)), seen[start:stop], k)
-    return out
-
-
-def random_recommend(n_items: int, seen: sp.csr_matrix, k: int, seed: int,
-                     candidates: np.ndarray | None = None, batch_size: int = 4096) -> np.ndarray:
-    """k unseen items per user drawn uniformly at random (seeded: same seed, same lists).
-
-    Draws with replacement and keeps the first k distinct unseen items: that is sampling
-    without replacement from the unseen items. A row left short (a user who has seen most
-    candidates) is redrawn from a full random permutation of the candidates.
-    """
-    seen = sp.csr_matrix(seen)
-    rng = np.random.default_rng(seed)
-    cand = np.arange(n_items, dtype=np.int64) if candidates is None else np.asarray(candidates, np.int64)
-    out = np.full((seen.shape[0], k), -1, np.int64)
-    for start in range(0, seen.shape[0], batch_size):
-        stop = min(start + batch_size, seen.shape[0])
-        rows = seen[start:stop]
-        draws = cand[rng.integers(0, len(cand), size=(stop - start, 4 * k + 32))]
-        got = first_k_unseen(draws, rows, k)
-        short = np.flatnonzero((got < 0).any(axis=1))
-        if len(short):
-            perm = cand[np.argsort(rng.random((len(short), len(cand))), axis=1)]
-            got[short] = first_k_unseen(perm, rows[short], k)
-        out[start:stop] = got
-    return out

@@ -236,6 +236,14 @@ def user_ratings(ratings: pd.DataFrame, user_id: int | None, catalog_ids) -> pd.
     return ratings
 
 
+def _served_neighbors() -> int:
+    """Neighbours per liked anime: the text method's own default, so a user is served exactly
+    the pooling `anirec evaluate` scores for that method."""
+    from .recommenders.text import TextParams
+
+    return TextParams().n_neighbors
+
+
 class Recommender:
     """Nearest-neighbour recommendations over L2-normalised catalog vectors (dot = cosine)."""
 
@@ -315,9 +323,9 @@ class Recommender:
             sims[np.arange(len(r)), r] = -np.inf
             if blocked is not None and len(blocked):
                 sims[:, blocked] = -np.inf
-            i, v = top_k_rows(sims, n_neighbors)
+            i, v = top_k_rows(sims, n_neighbors)  # fewer columns when the catalog is smaller
             ok = np.isfinite(v)
-            idx[r], val[r] = np.where(ok, i, -1), np.where(ok, v, 0.0)
+            idx[r, :i.shape[1]], val[r, :i.shape[1]] = np.where(ok, i, -1), np.where(ok, v, 0.0)
         return idx, val
 
     def similar_rows(self, rows: Sequence[int], k: int = 10, pool: str = "mean", exclude: np.ndarray | None = None,
@@ -378,7 +386,7 @@ class Recommender:
         ratings = user_ratings(ratings, user_id, self.ids)
         _, promoted, rated = _user_matrices(ratings, self.rows_of_ids, len(self.ids))
         p_rows = promoted.indices
-        nk = n_neighbors or k
+        nk = n_neighbors or _served_neighbors()
         idx, val = self.neighbor_table(p_rows, nk)
         top, votes = pool_for_users(promoted, idx, val, k=k, exclude=rated)
         top, votes = top[0][top[0] >= 0], votes[0][top[0] >= 0]
@@ -392,7 +400,7 @@ class Recommender:
         """The reference pooling for many users at once (sparse products, no loop over users)."""
         users, promoted, rated = _user_matrices(ratings, self.rows_of_ids, len(self.ids), users)
         needed = np.flatnonzero(np.asarray(promoted.sum(axis=0)).ravel() > 0)
-        idx, val = self.neighbor_table(needed, n_neighbors or k)
+        idx, val = self.neighbor_table(needed, n_neighbors or _served_neighbors())
         top, votes = pool_for_users(promoted, idx, val, k=k, exclude=rated, batch_size=batch_size)
         mal_ids = np.where(top >= 0, self.ids[np.maximum(top, 0)], -1)
         return UserRecs(users, mal_ids, votes, np.diff(promoted.indptr))

@@ -142,18 +142,18 @@ def test_user_pooling_hand_checked():
                             "description": "x"})
     rec = Recommender(catalog, vectors)
     ratings = pd.DataFrame({"user_id": 7, "anime_id": [100, 103, 101], "rating": [10, 9, 5]})
-    out = rec.for_user(ratings, k=2)
+    out = rec.for_user(ratings, k=2, n_neighbors=2)
     assert out["MAL_ID"].tolist() == [102, 104]
     assert out["votes"].tolist() == [2, 1]
     np.testing.assert_allclose(out["similarity"], [np.cos(np.deg2rad(30)), np.cos(np.deg2rad(11))], rtol=1e-5)
     # Ties on votes break by mean similarity: the user who promoted only 0 gets 1 (8 deg) before 2 (30 deg).
-    solo = rec.for_user(pd.DataFrame({"anime_id": [100], "rating": [10]}), k=2)
+    solo = rec.for_user(pd.DataFrame({"anime_id": [100], "rating": [10]}), k=2, n_neighbors=2)
     assert solo["MAL_ID"].tolist() == [101, 102]
     # Five wanted but two neighbours each: what the pool holds, no padding rows.
     assert rec.for_user(ratings, k=5, n_neighbors=2)["MAL_ID"].tolist() == [102, 104]
-    # Five neighbours each (the default n_neighbors = k): 2, 4 and 5 each get 2 votes; mean cosine
+    # Five neighbours each: 2, 4 and 5 each get 2 votes; mean cosine
     # 2: (cos 30 + cos 30)/2 = .87 > 4: (cos 71 + cos 11)/2 = .65 > 5: (cos 150 + cos 90)/2 = -.43.
-    wide = rec.for_user(ratings, k=5)
+    wide = rec.for_user(ratings, k=5, n_neighbors=5)
     assert wide["MAL_ID"].tolist() == [102, 104, 105] and wide["votes"].tolist() == [2, 2, 2]
     np.testing.assert_allclose(wide["similarity"], np.cos(np.deg2rad([[30, 30], [71, 11], [150, 90]])).mean(axis=1), rtol=1e-5)
     # The same pooling from the titles A0 + A3 (nothing rated, so 1 stays in): 2 has 2 votes; 1 (8 deg
@@ -196,7 +196,7 @@ def test_user_pooling_matches_the_plain_reference(user_fixture):
         promoted = [row[a] for a in mine.loc[mine["rating"] >= 9, "anime_id"]]
         rated = {row[a] for a in mine["anime_id"]}
         expected = rec.ids[naive_pool(rec.vectors, promoted, rated, 10)].tolist()
-        got = rec.for_user(ratings, k=10, user_id=user)
+        got = rec.for_user(ratings, k=10, user_id=user, n_neighbors=10)
         assert got["MAL_ID"].tolist() == expected
         assert not set(got["MAL_ID"]) & set(mine["anime_id"])
 

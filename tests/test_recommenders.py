@@ -159,3 +159,20 @@ def test_bad_parameters_are_one_line_errors(raw, msg):
 def test_unknown_method_names_the_choices():
     with pytest.raises(AnirecError, match="unknown method 'eese'.*ease"):
         make("eese")
+
+
+def test_recommend_without_a_fitted_folder_serves_what_evaluate_scores(world):
+    """`anirec recommend --user` over catalog vectors is the text method's recommend()."""
+    from anirec.recommend import Recommender as CatalogRecommender
+
+    fit, catalog, liked, seen = world
+    vectors = np.random.default_rng(1).standard_normal((N_ITEMS, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    text = make("text").restore({"rows": vectors}, catalog)
+    # users 0-2 liked `liked` (rating 10) and rated `seen` (rating 5)
+    rows = [(u, 100 + i, 10) for u in range(3) for i in liked[u].indices]
+    rows += [(u, 100 + i, 5) for u in range(3) for i in seen[u].indices]
+    ratings = pd.DataFrame(rows, columns=["user_id", "anime_id", "rating"])
+    served = CatalogRecommender(catalog.assign(Name="x", **{"English name": "x"}), vectors).for_users(ratings, k=6)
+    scored, _ = text.recommend(liked, 6, exclude=seen)
+    assert np.array_equal(served.mal_ids, np.where(scored >= 0, scored + 100, -1))

@@ -27,16 +27,16 @@ def main(folders: list[str]) -> None:
             f"| {folder.name} | {s['base']} | {s['loss_class']} | {s['max_seq_length']} "
             f"| {s['data']['train_pairs_used']:,} / {s['data']['validation_pairs_used']:,} | {s['steps']} "
             f"| {s['spearman_cosine']['before']:.4f} | {s['spearman_cosine']['after']:.4f} "
-            f"| {s['train_seconds']:,.0f} | {s['seconds_per_step']:.1f} | {p['lr']:g} |"
+            f"| {s['train_seconds']:,.0f} | {s['seconds_per_step']:.2f} | {p['lr']:g} | {s.get('device', '?')} |"
         )
     head = (
-        "# Fine-tuning results on ../shared/data/mal\n\n"
-        "Made by `bash eval/run_mal.sh finetune` on a 2-core CPU (no GPU); each row's full record\n"
-        "(every parameter, data hashes, loss history, device) is the JSON file of the same name.\n"
+        "# Fine-tuning results on the shared MAL data\n\n"
+        "Made by `bash eval/run_mal.sh finetune` (the device of each run is in the table); each row's full\n"
+        "record (every parameter, data hashes, loss history, device) is the JSON file of the same name.\n"
         "Spearman = Spearman of cosine similarity vs pair label on the validation pairs (for CF pairs,\n"
         "`pairs --label cf`: vs their reference agreement label, see `data.validation_label`).\n\n"
         "| run | base | loss | max_seq_length | train / validation pairs | steps | Spearman before "
-        "| after | train s | s/step | lr |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| after | train s | s/step | lr | device |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     readme = HERE / "README.md"
     # Hand-written sections below the table (## headings) survive a re-collect.
