@@ -192,26 +192,39 @@ def _sorted_opinions(opinions: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray |
     return ops, (ops["protected"].to_numpy(bool) if "protected" in ops else None)
 
 
+def _task(protocol: str, ks, users: np.ndarray, kept: pd.DataFrame, scored: pd.DataFrame, n_items: int,
+          info: dict, **extra) -> Task:
+    """A task whose users give their ``kept`` ratings as input (9-10s liked, all never recommended)
+    and are scored on their ``scored`` ratings (9-10s are the targets); CF and popularity fit on
+    every user's ``kept`` ratings."""
+    targets = scored[scored["opinion"].to_numpy() > 0]
+    task = Task(
+        protocol, tuple(int(k) for k in ks), users,
+        promoted=_user_matrix(kept[kept["opinion"].to_numpy() > 0], users, n_items),
+        seen=_user_matrix(kept, users, n_items),
+        rated=_user_matrix(scored, users, n_items, scored["opinion"].to_numpy(np.float32)),
+        relevant=_user_matrix(targets, users, n_items),
+        fit=_fit_matrix(kept, n_items), info={"users": int(len(users)), **info}, **extra,
+    )
+    task.info["targets"] = int(task.relevant.nnz)
+    return task
+
+
+def _users_with_targets_and_input(kept: pd.DataFrame, scored: pd.DataFrame) -> np.ndarray:
+    liked = kept[kept["opinion"].to_numpy() > 0]["user_id"].unique()
+    return np.intersect1d(scored[scored["opinion"].to_numpy() > 0]["user_id"].unique(), liked)
+
+
 def holdout_task(opinions: pd.DataFrame, n_items: int, ks=(5, 10, 20), fraction: float = 0.2,
                  min_promoted: int = 2, seed: int = 42) -> Task:
     """The leakage-free protocol on opinions (columns user_id, item, opinion; passives kept)."""
     ops, protected = _sorted_opinions(opinions)
     held = holdout_mask(ops["user_id"].to_numpy(), ops["opinion"].to_numpy(), fraction, min_promoted, seed, protected)
     kept, out = ops[~held], ops[held]
-    targets = out[out["opinion"].to_numpy() > 0]
-    users = np.unique(targets["user_id"].to_numpy())
-    kept_prom = kept[kept["opinion"].to_numpy() > 0]
-    info = {"users": int(len(users)), "held_out_ratings": int(held.sum()), "targets": int(len(targets)),
-            "protected_ratings": int(protected.sum()) if protected is not None else 0,
+    users = np.unique(out[out["opinion"].to_numpy() > 0]["user_id"].to_numpy())
+    info = {"held_out_ratings": int(held.sum()), "protected_ratings": int(protected.sum()) if protected is not None else 0,
             "fit_ratings": int(len(kept)), "fraction": fraction, "min_promoted": int(min_promoted)}
-    return Task(
-        "holdout", tuple(int(k) for k in ks), users,
-        promoted=_user_matrix(kept_prom, users, n_items),
-        seen=_user_matrix(kept, users, n_items),
-        rated=_user_matrix(out, users, n_items, out["opinion"].to_numpy(np.float32)),
-        relevant=_user_matrix(targets, users, n_items),
-        fit=_fit_matrix(kept, n_items), info=info,
-    )
+    return _task("holdout", ks, users, kept, out, n_items, info)
 
 
 def coldstart_task(opinions: pd.DataFrame, n_items: int, cold_items: np.ndarray, ks=(5, 10, 20)) -> Task:
@@ -219,20 +232,10 @@ def coldstart_task(opinions: pd.DataFrame, n_items: int, cold_items: np.ndarray,
     cold_items = np.unique(np.asarray(cold_items, np.int64))
     is_cold = np.isin(opinions["item"].to_numpy(), cold_items)
     warm, cold = opinions[~is_cold], opinions[is_cold]
-    warm_prom = warm[warm["opinion"].to_numpy() > 0]
-    targets = cold[cold["opinion"].to_numpy() > 0]
-    users = np.intersect1d(targets["user_id"].unique(), warm_prom["user_id"].unique())
-    info = {"users": int(len(users)), "cold_anime": int(len(cold_items)), "cold_ratings_removed": int(len(cold)),
-            "targets": int(_user_matrix(targets, users, n_items).nnz), "fit_ratings": int(len(warm))}
-    return Task(
-        "coldstart", tuple(int(k) for k in ks), users,
-        promoted=_user_matrix(warm_prom, users, n_items),
-        seen=_user_matrix(warm, users, n_items),
-        rated=_user_matrix(cold, users, n_items, cold["opinion"].to_numpy(np.float32)),
-        relevant=_user_matrix(targets, users, n_items),
-        fit=_fit_matrix(warm, n_items),  # not one rating of a cold anime
-        candidates=cold_items, info=info,
-    )
+    users = _users_with_targets_and_input(warm, cold)
+    info = {"cold_anime": int(len(cold_items)), "cold_ratings_removed": int(len(cold)), "fit_ratings": int(len(warm))}
+    # fit on warm rows only: not one rating of a cold anime
+    return _task("coldstart", ks, users, warm, cold, n_items, info, candidates=cold_items)
 
 
 def mixed_task(opinions: pd.DataFrame, n_items: int, cold_items: np.ndarray, ks=(5, 10, 20), fraction: float = 0.2,
@@ -247,23 +250,14 @@ def mixed_task(opinions: pd.DataFrame, n_items: int, cold_items: np.ndarray, ks=
     held = holdout_mask(warm["user_id"].to_numpy(), warm["opinion"].to_numpy(), fraction, min_promoted, seed, warm_protected)
     kept = warm[~held]
     out = pd.concat([warm[held], ops[is_cold]], ignore_index=True)  # what is scored: held-out + every cold rating
-    targets = out[out["opinion"].to_numpy() > 0]
-    kept_prom = kept[kept["opinion"].to_numpy() > 0]
-    users = np.intersect1d(targets["user_id"].unique(), kept_prom["user_id"].unique())
-    relevant = _user_matrix(targets, users, n_items)
-    n_new = int(np.isin(relevant.indices, cold_items).sum())
-    info = {"users": int(len(users)), "cold_anime": int(len(cold_items)), "targets": int(relevant.nnz),
-            "targets_new": n_new, "targets_known": int(relevant.nnz) - n_new,
-            "fit_ratings": int(len(kept)), "fraction": fraction, "min_promoted": int(min_promoted)}
-    return Task(
-        "mixed", tuple(int(k) for k in ks), users,
-        promoted=_user_matrix(kept_prom, users, n_items),
-        seen=_user_matrix(kept, users, n_items),
-        rated=_user_matrix(out, users, n_items, out["opinion"].to_numpy(np.float32)),
-        relevant=relevant,
-        fit=_fit_matrix(kept, n_items),  # no rating of a cold anime, no held-out rating
-        new_items=cold_items, info=info,
-    )
+    users = _users_with_targets_and_input(kept, out)
+    info = {"cold_anime": int(len(cold_items)), "fit_ratings": int(len(kept)), "fraction": fraction,
+            "min_promoted": int(min_promoted)}
+    # fit on kept rows: no rating of a cold anime, no held-out rating
+    task = _task("mixed", ks, users, kept, out, n_items, info, new_items=cold_items)
+    n_new = int(np.isin(task.relevant.indices, cold_items).sum())
+    task.info.update(targets_new=n_new, targets_known=task.info["targets"] - n_new)
+    return task
 
 
 def build_tasks(cfg, protocols: list[str], catalog_ids: np.ndarray, split: pd.DataFrame | None,
