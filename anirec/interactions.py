@@ -59,21 +59,33 @@ class UserItems:
     def fit_matrix(self) -> sp.csr_matrix:
         """+1/-1 opinions (passives dropped): what CF and popularity learn from."""
         m = self.rated.copy()
-        m.data = m.data.astype(np.float32)
         m.eliminate_zeros()
         return m
 
 
+def user_rows_matrix(frame: pd.DataFrame, users: np.ndarray, n_items: int, values=1.0) -> sp.csr_matrix:
+    """(len(users) x items) from the rows of ``frame`` (user_id, item) whose user is in ``users``
+    (sorted); ``values`` is one value for all, or one per row of ``frame``."""
+    uid = frame["user_id"].to_numpy()
+    rows = np.searchsorted(users, uid)
+    ok = (rows < len(users)) & (users[np.minimum(rows, len(users) - 1)] == uid) if len(users) else np.zeros(len(frame), bool)
+    vals = values if np.isscalar(values) else np.asarray(values)[ok]
+    return user_item_matrix(rows[ok], frame["item"].to_numpy()[ok], vals, (len(users), n_items))
+
+
+def fit_matrix(frame: pd.DataFrame, n_items: int) -> sp.csr_matrix:
+    """+1/-1 opinions of every user in ``frame`` (passives carry no CF signal and are left out):
+    what CF and popularity learn from."""
+    f = frame[frame["opinion"].to_numpy() != 0]
+    codes, _ = pd.factorize(f["user_id"].to_numpy(), sort=True)
+    return user_item_matrix(codes, f["item"].to_numpy(), f["opinion"].to_numpy(np.float32),
+                            (int(codes.max(initial=-1)) + 1, n_items))
+
+
 def user_items(opinions: pd.DataFrame, n_items: int, users: np.ndarray | None = None) -> UserItems:
     """Matrices for ``users`` (default: every user in ``opinions``; columns user_id, item, opinion)."""
-    uid = opinions["user_id"].to_numpy(np.int64)
-    users = np.unique(uid) if users is None else np.asarray(users, np.int64)
-    pos = np.searchsorted(users, uid)
-    ok = (pos < len(users)) & (users[np.minimum(pos, max(len(users) - 1, 0))] == uid) if len(users) else np.zeros(len(uid), bool)
-    rows, items = pos[ok], opinions["item"].to_numpy(np.int64)[ok]
-    op = opinions["opinion"].to_numpy(np.float32)[ok]
-    shape = (len(users), n_items)
-    rated = user_item_matrix(rows, items, op, shape)
+    users = np.unique(opinions["user_id"].to_numpy(np.int64)) if users is None else np.asarray(users, np.int64)
+    rated = user_rows_matrix(opinions, users, n_items, opinions["opinion"].to_numpy(np.float32))
     liked = rated.copy()
     liked.data = (liked.data > 0).astype(np.float32)
     liked.eliminate_zeros()

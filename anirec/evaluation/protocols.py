@@ -35,7 +35,7 @@ import scipy.sparse as sp
 from ..data import read_anime_ids
 from ..errors import AnirecError, warn
 from ..index import rows_of_ids
-from ..interactions import user_item_matrix
+from ..interactions import fit_matrix, user_rows_matrix
 from ..io import hash_strings
 from ..labels import check_pairs_split
 from .seeds import STREAM_COLD, STREAM_HOLDOUT, seeded_rng
@@ -122,34 +122,19 @@ class Task:
         return self.n_items if self.candidates is None else len(self.candidates)
 
 
-def _fit_matrix(frame: pd.DataFrame, n_items: int) -> sp.csr_matrix:
-    """+1/-1 opinions of every fitting user (passives carry no CF signal and are left out)."""
-    f = frame[frame["opinion"].to_numpy() != 0]
-    codes, _ = pd.factorize(f["user_id"].to_numpy(), sort=True)
-    return user_item_matrix(codes, f["item"].to_numpy(), f["opinion"].to_numpy(np.float32), (int(codes.max(initial=-1)) + 1, n_items))
-
-
-def _user_matrix(frame: pd.DataFrame, users: np.ndarray, n_items: int, values=1.0) -> sp.csr_matrix:
-    """(len(users) x items) from the rows of ``frame`` whose user is in ``users`` (sorted)."""
-    rows = np.searchsorted(users, frame["user_id"].to_numpy())
-    ok = (rows < len(users)) & (users[np.minimum(rows, len(users) - 1)] == frame["user_id"].to_numpy()) if len(users) else np.zeros(len(frame), bool)
-    vals = values if np.isscalar(values) else np.asarray(values)[ok]
-    return user_item_matrix(rows[ok], frame["item"].to_numpy()[ok], vals, (len(users), n_items))
-
-
 def reference_task(split: pd.DataFrame, n_items: int, k: int = 10) -> Task:
     """The reference protocol on a split (columns user_id, item, opinion, split)."""
     is_train = (split["split"].astype(str) == "train").to_numpy()
     train, test = split[is_train], split[~is_train]
     train_prom = train[train["opinion"].to_numpy() > 0]
     users = np.intersect1d(test["user_id"].unique(), train_prom["user_id"].unique())
-    promoted = _user_matrix(train_prom, users, n_items)
-    rated = _user_matrix(test, users, n_items, test["opinion"].to_numpy(np.float32))
+    promoted = user_rows_matrix(train_prom, users, n_items)
+    rated = user_rows_matrix(test, users, n_items, test["opinion"].to_numpy(np.float32))
     info = {"users": int(len(users)), "test_users": int(test["user_id"].nunique()),
             "train_rows": int(len(train)), "test_rows": int(len(test)),
             "test_rows_of_users": int(rated.nnz), "k": int(k)}
     # Faithful: the reference excludes only the user's promoted anime from the pooled list.
-    return Task("reference", (int(k),), users, promoted, promoted, rated, None, _fit_matrix(train, n_items), info=info)
+    return Task("reference", (int(k),), users, promoted, promoted, rated, None, fit_matrix(train, n_items), info=info)
 
 
 def holdout_mask(user_id: np.ndarray, opinion: np.ndarray, fraction: float = 0.2, min_promoted: int = 2,
@@ -200,11 +185,11 @@ def _task(protocol: str, ks, users: np.ndarray, kept: pd.DataFrame, scored: pd.D
     targets = scored[scored["opinion"].to_numpy() > 0]
     task = Task(
         protocol, tuple(int(k) for k in ks), users,
-        promoted=_user_matrix(kept[kept["opinion"].to_numpy() > 0], users, n_items),
-        seen=_user_matrix(kept, users, n_items),
-        rated=_user_matrix(scored, users, n_items, scored["opinion"].to_numpy(np.float32)),
-        relevant=_user_matrix(targets, users, n_items),
-        fit=_fit_matrix(kept, n_items), info={"users": int(len(users)), **info}, **extra,
+        promoted=user_rows_matrix(kept[kept["opinion"].to_numpy() > 0], users, n_items),
+        seen=user_rows_matrix(kept, users, n_items),
+        rated=user_rows_matrix(scored, users, n_items, scored["opinion"].to_numpy(np.float32)),
+        relevant=user_rows_matrix(targets, users, n_items),
+        fit=fit_matrix(kept, n_items), info={"users": int(len(users)), **info}, **extra,
     )
     task.info["targets"] = int(task.relevant.nnz)
     return task
