@@ -104,6 +104,24 @@ def test_bootstrap_contains_mean_and_is_seeded():
     assert np.isnan(ev.bootstrap_ci(x[:, 0], 0)[0])  # 0 resamples: no interval
 
 
+def test_paired_difference_says_better_worse_or_no_difference():
+    rng = np.random.default_rng(0)
+    user_effect = rng.random(400) * 5  # users differ far more than the two methods do
+    ref = user_effect + rng.normal(0, 0.01, 400)
+    better = ref + 0.05 + rng.normal(0, 0.01, 400)
+    r = ev.paired_difference(better, ref, 500, seed=1)
+    assert r["diff"] == pytest.approx((better - ref).mean()) and r["ci_lo"] <= r["diff"] <= r["ci_hi"]
+    assert ev.verdict(r) == "better" and r["better_users"] > 390 and r["n_users"] == 400
+    # the separate intervals overlap widely, yet the paired one excludes 0
+    lo_b, hi_b = ev.bootstrap_ci(better, 500, seed=1)
+    lo_r, hi_r = ev.bootstrap_ci(ref, 500, seed=1)
+    assert lo_b < hi_r
+    assert ev.verdict(ev.paired_difference(ref, better, 500, seed=1)) == "worse"
+    same = ref + rng.normal(0, 0.01, 400)
+    assert ev.verdict(ev.paired_difference(same, ref, 500, seed=1)) == "no difference"
+    assert ev.verdict(ev.paired_difference(better, ref, 0)) == "n/a"
+
+
 # --------------------------------------------------------------------------- baselines
 
 
@@ -297,6 +315,27 @@ def test_missing_model_names_the_config_line(eval_inputs, tmp_path, capsys):
     code, _, err = run_cli(capsys, "evaluate", "--config", cfg)
     assert code == 0 and "skipped" in err
     assert set(pd.read_csv(tmp_path / "o" / "results.csv")["method"]) == {"popular"}
+
+
+def test_compare_to_reports_paired_differences(eval_inputs, tmp_path, capsys):
+    d = eval_inputs
+    args = ["evaluate", "--catalog", d / "catalog.parquet", "--ratings", d / "ratings.parquet", "-b", "popular,tfidf,ease",
+            "--protocols", "holdout,coldstart", "--bootstrap", "50", "--out", tmp_path / "o"]
+    code, out, err = run_cli(capsys, *args, "--compare-to", "tfidf")
+    assert code == 0, err
+    paired = pd.read_csv(tmp_path / "o" / "paired.csv")
+    assert set(zip(paired.protocol, paired.method)) == {(p, m) for p in ("holdout", "coldstart") for m in ("popular", "ease")}
+    assert (paired.reference == "tfidf").all() and (paired.metric == "ndcg@10").all()
+    res = pd.read_csv(tmp_path / "o" / "results.csv").set_index(["protocol", "method", "metric"])["value"]
+    for r in paired.itertuples():  # the paired mean is the difference of the two methods' means
+        assert r.diff == pytest.approx(res[(r.protocol, r.method, "ndcg@10")] - res[(r.protocol, "tfidf", "ndcg@10")], abs=1e-5)
+        assert r.ci_lo <= r.diff + 1e-9 <= r.ci_hi + 2e-9
+    cold_ease = paired[(paired.protocol == "coldstart") & (paired.method == "ease")].iloc[0]
+    assert cold_ease.verdict == "worse"  # CF recommends no anime nobody rated
+    assert "minus tfidf's, paired" in (tmp_path / "o" / "results.md").read_text()
+    assert "unknown" not in err
+    msg = expect_user_error(capsys, *args, "--compare-to", "tfdif")
+    assert "compare_to names 'tfdif'" in msg and "tfidf" in msg
 
 
 def test_config_errors(tmp_path, capsys):

@@ -131,7 +131,7 @@ def test_hybrid_is_ease_on_rated_anime_and_maps_new_ones_through_text(world):
     assert 35 in both[0]
 
 
-def test_text_fusion_mixes_the_two_similarities(world):
+def test_text_fusion_gives_both_similarities_the_same_say_at_half(world):
     fit, catalog, _, _ = world
     dense = np.random.default_rng(0).standard_normal((N_ITEMS, 8)).astype(np.float32)
     dense /= np.linalg.norm(dense, axis=1, keepdims=True)
@@ -139,11 +139,21 @@ def test_text_fusion_mixes_the_two_similarities(world):
     from anirec.recommenders import text as text_mod
 
     tf = tfidf_vectors(catalog["description"].tolist())
-    w = 0.3
-    fused = sp.hstack([sp.csr_matrix(np.sqrt(1 - w) * dense), np.sqrt(w) * tf]).tocsr()
-    want = (1 - w) * dense @ dense.T + w * (tf @ tf.T).toarray()
-    np.testing.assert_allclose((fused @ fused.T).toarray(), want, atol=1e-5)
-    assert text_mod.TextParams(tfidf_weight=w).tfidf_weight == w
+    D, T = dense @ dense.T, (tf @ tf.T).toarray()
+    upper = np.triu_indices(N_ITEMS, 1)
+    assert D[upper].std() > T[upper].std()  # the dense cosine spreads wider, as on the real catalog
+    fused, info = text_mod.fuse_rows(dense, tf, 0.5)
+    s = info["tfidf_share"]
+    F = (fused @ fused.T).toarray()
+    np.testing.assert_allclose(np.diag(F), 1.0, atol=1e-5)  # still unit rows: cosine pooling applies
+    np.testing.assert_allclose(F, (1 - s) * D + s * T, atol=1e-5)
+    # equal say: each part's contribution to the fused similarity spreads equally over the pairs
+    np.testing.assert_allclose(((1 - s) * D)[upper].std(), (s * T)[upper].std(), rtol=1e-3)
+    assert s > 0.5  # TF-IDF's narrower cosine gets the larger raw share
+    # the ends are one similarity alone
+    np.testing.assert_allclose((lambda r: (r @ r.T).toarray())(text_mod.fuse_rows(dense, tf, 0.0)[0]), D, atol=1e-5)
+    np.testing.assert_allclose((lambda r: (r @ r.T).toarray())(text_mod.fuse_rows(dense, tf, 1.0)[0]), T, atol=1e-5)
+    assert text_mod.pair_similarity_spread(dense[:1]) == 0.0
 
 
 @pytest.mark.parametrize("raw,msg", [

@@ -38,6 +38,7 @@ def evaluate(
     pairs: Optional[List[str]] = typer.Option(None, "--pairs", help="Pairs file(s) the fine-tuned models were trained on: checked to hold no cold-start anime."),
     cold_anime: Optional[Path] = typer.Option(None, "--cold-anime", help="Use this cold-start anime list (from `anirec cold-anime`) instead of drawing one."),
     backend: Optional[str] = backend_option(None, " For models without their own `backend` in the config."),
+    compare_to: Optional[List[str]] = typer.Option(None, "--compare-to", help="Also report every method's NDCG@k minus this method's, paired over the same users, with a CI that says better/worse/no difference (repeatable or comma list; a method name of this run, e.g. tfidf)."),
 ) -> None:
     """Compare recommenders: reference NPS, leakage-free holdout, cold start and mixed (new + known anime)."""
     cfg = ev.load_config(config) if config else ev.EvalConfig()
@@ -52,6 +53,7 @@ def evaluate(
         "models": [ev.parse_model_arg(m) for m in models] if models is not None else None,
         "baselines": _split_list(baselines, ev.BASELINES) if baselines is not None else None,
         "protocols": _split_list(protocols, ev.PROTOCOLS) if protocols is not None else None,
+        "compare_to": [c.strip() for v in compare_to for c in v.split(",") if c.strip()] if compare_to is not None else None,
     }
     for name, value in overrides.items():
         if value is not None:
@@ -59,6 +61,8 @@ def evaluate(
     outcome = ev.run_evaluation(cfg, echo=typer.echo)
     typer.echo("")
     typer.echo(ev.results_markdown(outcome.results, cfg.k, outcome.meta))
+    if outcome.paired is not None and len(outcome.paired):
+        typer.echo(ev.paired_markdown(outcome.paired))
 
 
 @app.command("cold-anime")

@@ -68,6 +68,7 @@ class EvalConfig:
     cold_anime: str | None = None
     pairs: list[str] = field(default_factory=list)  # pair files the fine-tuned models learnt from (cold-start check)
     bootstrap: int = 1000
+    compare_to: list[str] = field(default_factory=list)  # methods every other one is compared with, paired per user
     max_seq_length: int | None = None
     backend: str = "torch"  # how models without their own `backend` run (anirec.models.BACKENDS)
     cache_dir: str | None = None
@@ -118,6 +119,10 @@ class EvalConfig:
         dup = sorted({x for x in names if names.count(x) > 1})
         if dup:
             raise AnirecError(f"{where}: method name {dup[0]!r} is used twice; give each [[methods]]/[[models]] entry its own name.")
+        unknown = [c for c in self.compare_to if c not in names]
+        if unknown:
+            raise AnirecError(f"{where}: compare_to names {unknown[0]!r}, which is not a method of this run; "
+                              f"choose from {', '.join(names)}.")
         for spec in specs:  # parameter names and types, before any work
             method_class(spec.method, spec.where).Params.from_dict(spec.params, spec.where)
         return self
@@ -197,8 +202,9 @@ def load_config(path: str | Path) -> EvalConfig:
         raise AnirecError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))}).")
     models = _entries(raw.pop("models", []), "models", path, text)
     methods = _entries(raw.pop("methods", []), "methods", path, text)
-    if isinstance(raw.get("pairs"), str):
-        raw["pairs"] = [raw["pairs"]]
+    for key in ("pairs", "compare_to"):
+        if isinstance(raw.get(key), str):
+            raw[key] = [raw[key]]
     try:
         cfg = EvalConfig(**raw, models=models, methods=methods, source=str(path))
     except TypeError as exc:

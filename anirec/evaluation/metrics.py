@@ -137,6 +137,25 @@ def bootstrap_ci(values, n_resamples: int = 1000, seed: int = 0, alpha: float = 
     return (lo[0], hi[0]) if one else (lo, hi)
 
 
+def paired_difference(values: np.ndarray, reference: np.ndarray, n_boot: int = 1000, seed: int = 42) -> dict:
+    """Mean of ``values - reference`` over the same users, with its percentile bootstrap CI.
+
+    Two methods' separate intervals can overlap while one is better for nearly every user (the
+    users vary more than the methods); resampling the per-user differences is the test that
+    says whether a method is better, worse or indistinguishable."""
+    diff = np.asarray(values, np.float64) - np.asarray(reference, np.float64)
+    lo, hi = bootstrap_ci(diff, n_boot, seed)
+    return dict(diff=float(diff.mean()) if len(diff) else np.nan, ci_lo=float(lo), ci_hi=float(hi),
+                better_users=int((diff > 0).sum()), worse_users=int((diff < 0).sum()), n_users=len(diff))
+
+
+def verdict(row: dict) -> str:
+    """'better' / 'worse' when the CI of the difference excludes 0, else 'no difference'."""
+    if np.isnan(row["ci_lo"]):
+        return "n/a"
+    return "better" if row["ci_lo"] > 0 else "worse" if row["ci_hi"] < 0 else "no difference"
+
+
 def score(task, recs: np.ndarray, n_boot: int = 1000, seed: int = 42) -> list[dict]:
     """Metric rows (metric, value, ci_lo, ci_hi, n_users) of one method on one task."""
     n = len(task.users)

@@ -162,14 +162,42 @@ def _slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", s.replace("@", "_at_")).strip("_")
 
 
-def write_outputs(out: Path, results: pd.DataFrame, meta: dict, cfg, cold_ids) -> list[Path]:
-    """results.csv, results.md, plots, cold_anime.txt and meta.json, each written atomically."""
+def paired_markdown(paired: pd.DataFrame) -> str:
+    """One table per reference method: each method's NDCG@k minus the reference's, per protocol."""
+    lines = []
+    for ref in dict.fromkeys(paired["reference"]):
+        sub = paired[paired["reference"] == ref]
+        protocols = [p for p in PROTOCOLS if p in set(sub["protocol"])]
+        metric = sub["metric"].iloc[0]
+        lines += [f"### {metric.upper()} minus {ref}'s, paired over the same users (95% bootstrap CI)", "",
+                  "| method | " + " | ".join(protocols) + " |", "|---|" + "---|" * len(protocols)]
+        idx = {(r.protocol, r.method): r for r in sub.itertuples(index=False)}
+        for m in dict.fromkeys(sub["method"]):
+            cells = []
+            for p in protocols:
+                r = idx.get((p, m))
+                cells.append("n/a" if r is None or pd.isna(r.ci_lo) else
+                             f"{r.diff:+.3f} [{r.ci_lo:+.3f}, {r.ci_hi:+.3f}] {r.verdict}")
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines.append("better / worse: the interval of the per-user difference excludes 0; no difference: it contains 0.")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(out: Path, results: pd.DataFrame, meta: dict, cfg, cold_ids, paired: pd.DataFrame | None = None) -> list[Path]:
+    """results.csv, results.md, paired.csv, plots, cold_anime.txt and meta.json, each written atomically."""
     out.mkdir(parents=True, exist_ok=True)
     files = []
     with atomic_path(out / "results.csv") as tmp:
         results.to_csv(tmp, index=False, float_format="%.6g")
     files.append(out / "results.csv")
-    files.append(write_text(results_markdown(results, cfg.k, meta), out / "results.md"))
+    markdown = results_markdown(results, cfg.k, meta)
+    if paired is not None and len(paired):
+        with atomic_path(out / "paired.csv") as tmp:
+            paired.to_csv(tmp, index=False, float_format="%.6g")
+        files.append(out / "paired.csv")
+        markdown += "\n" + paired_markdown(paired)
+    files.append(write_text(markdown, out / "results.md"))
     for protocol in [p for p in PROTOCOLS if p in set(results["protocol"])]:
         for metric in PLOTS[protocol]:
             metric = metric.format(k=cfg.k)

@@ -18,7 +18,7 @@ from ..index import rows_of_ids
 from ..io import check_writable_output, hash_file, hash_strings
 from ..recommenders import make
 from .config import EvalConfig, MethodSpec, check_models
-from .metrics import score
+from .metrics import ndcg_at_k, paired_difference, score, verdict
 from .protocols import Task, build_tasks
 from .report import write_outputs
 
@@ -29,6 +29,7 @@ class EvalOutcome:
     meta: dict
     out: Path
     files: list[Path]
+    paired: pd.DataFrame | None = None  # NDCG@k differences to the compare_to methods, per protocol
 
 
 def _load_catalog(source: str) -> tuple[pd.DataFrame, str | None]:
@@ -156,12 +157,15 @@ def run_evaluation(cfg: EvalConfig, echo=print) -> EvalOutcome:
 
     rows: list[dict] = []
     methods_meta: dict = {}
+    per_user: dict[tuple[str, str], np.ndarray] = {}  # (protocol, method) -> NDCG@k of each user
     for spec in specs:
         m_meta: dict = {"method": spec.method, "params": spec.params, "runs": {}}
         for task in tasks:
             t = time.perf_counter()
             recs, info = run_method(spec, task, data.catalog, cfg)
             task_rows = score(task, recs, cfg.bootstrap, cfg.seed)
+            if task.relevant is not None and cfg.compare_to:
+                per_user[(task.protocol, spec.name)] = ndcg_at_k(recs, task.relevant, cfg.k)
             secs = time.perf_counter() - t
             m_meta["runs"][task.protocol] = {**info, "seconds": round(secs, 3)}
             rows += [dict(protocol=task.protocol, method=spec.name, **r) for r in task_rows]
@@ -169,6 +173,7 @@ def run_evaluation(cfg: EvalConfig, echo=print) -> EvalOutcome:
         methods_meta[spec.name] = m_meta
 
     results = pd.DataFrame(rows, columns=["protocol", "method", "metric", "value", "ci_lo", "ci_hi", "n_users"])
+    paired = paired_table(per_user, [t.protocol for t in tasks], [s.name for s in specs], cfg)
     timings["total"] = time.perf_counter() - t_start
     meta = {
         "anirec_version": __version__,
@@ -183,9 +188,30 @@ def run_evaluation(cfg: EvalConfig, echo=print) -> EvalOutcome:
         "versions": _versions(),
     }
     out = Path(cfg.out)
-    files = write_outputs(out, results, meta, cfg, cold_ids)
+    files = write_outputs(out, results, meta, cfg, cold_ids, paired)
     echo(f"wrote {', '.join(str(f) for f in files)} in {timings['total']:.1f} s")
-    return EvalOutcome(results, meta, out, files)
+    return EvalOutcome(results, meta, out, files, paired)
+
+
+PAIRED_COLUMNS = ["protocol", "method", "reference", "metric", "diff", "ci_lo", "ci_hi", "verdict",
+                  "better_users", "worse_users", "n_users"]
+
+
+def paired_table(per_user: dict, protocols: list[str], methods: list[str], cfg: EvalConfig) -> pd.DataFrame | None:
+    """Every method minus each ``compare_to`` method, on the same users of each protocol."""
+    if not cfg.compare_to:
+        return None
+    rows = []
+    for protocol in protocols:
+        for ref in cfg.compare_to:
+            if (protocol, ref) not in per_user:
+                continue  # the reference protocol has no per-user relevance
+            for m in methods:
+                if m == ref:
+                    continue
+                r = paired_difference(per_user[(protocol, m)], per_user[(protocol, ref)], cfg.bootstrap, cfg.seed)
+                rows.append(dict(protocol=protocol, method=m, reference=ref, metric=f"ndcg@{cfg.k}", **r, verdict=verdict(r)))
+    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
 
 
 def _headline(task: Task, rows: list[dict], k: int) -> str:

@@ -1,9 +1,15 @@
 """Content-based: anime near in their descriptions, by a sentence-transformers model, by
 TF-IDF (``model = "tfidf"``), or both fused (``tfidf_weight``), served by the reference pooling.
 
-Fusion is done on the item rows: [sqrt(1-w) * dense, sqrt(w) * tfidf] has unit norm and its
-dot product is (1-w) * dense cosine + w * TF-IDF cosine, so the fused method is the same
-pooling over one similarity.
+Fusion puts the two similarities on one scale first. Between two catalog anime, a MiniLM
+cosine spreads about six times as widely as a TF-IDF cosine (std 0.096 vs 0.015 on the MAL
+catalog), so a plain 50/50 sum of cosines is the dense model alone (measured: the "fused"
+MiniLM ranked new anime no better than MiniLM did, both far below TF-IDF). Each cosine is
+therefore divided by its spread over the catalog's item pairs before the weighted sum:
+``tfidf_weight = 0.5`` gives both the same say. The spreads come from the descriptions only,
+never from ratings. The fused similarity is still a dot product of unit rows,
+[sqrt(1-s) * dense, sqrt(s) * tfidf] with s the TF-IDF share after scaling, so the fused
+method is the same pooling over one similarity.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ TFIDF = "tfidf"
 class TextParams(Params):
     model: str = TFIDF  # "tfidf", or a sentence-transformers name/path
     max_seq_length: int = 0  # tokens per description; 0 = the model's own setting
-    tfidf_weight: float = 0.0  # share of TF-IDF cosine fused into a dense model's cosine
+    tfidf_weight: float = 0.0  # TF-IDF's say in the fused similarity, both scaled by their spread (0.5: equal)
     backend: str = "torch"  # how a dense model runs (torch, onnx, onnx-int8, openvino)
     n_neighbors: int = 20
 
@@ -58,10 +64,39 @@ def text_item_rows(catalog, params: TextParams, context: dict):
     info.update(resolved=emb.model, fingerprint=emb.model_fingerprint, max_seq_length=emb.max_seq_length,
                 backend=emb.backend, cache_hit=emb.cache_hit, embed_seconds=round(emb.seconds, 3))
     rows = emb.vectors
-    w = params.tfidf_weight
-    if w > 0:
-        rows = sp.hstack([sp.csr_matrix(np.sqrt(1.0 - w) * rows), np.sqrt(w) * tfidf_vectors(texts)]).tocsr()
+    if params.tfidf_weight > 0:
+        rows, fusion = fuse_rows(rows, tfidf_vectors(texts), params.tfidf_weight)
+        info.update(fusion)
     return rows, info
+
+
+def pair_similarity_spread(rows, sample: int = 2000, seed: int = 0) -> float:
+    """Standard deviation of the cosine between two distinct items (rows are unit-norm), from a
+    seeded sample of at most ``sample`` items: 2,000 items give ~2M pairs, plenty for one std,
+    and keep a 20k-anime catalog's cost at one 2,000 x 2,000 product."""
+    n = rows.shape[0]
+    if n < 2:
+        return 0.0
+    pick = np.sort(np.random.default_rng(seed).choice(n, size=min(n, sample), replace=False))
+    sub = rows[pick]
+    sims = sub @ sub.T
+    sims = sims.toarray() if sp.issparse(sims) else np.asarray(sims)
+    upper = np.triu_indices(len(pick), 1)
+    return float(np.asarray(sims[upper], np.float64).std())
+
+
+def fuse_rows(dense: np.ndarray, tfidf: sp.csr_matrix, weight: float) -> tuple[sp.csr_matrix, dict]:
+    """Unit rows whose dot product is (1-s) * dense cosine + s * TF-IDF cosine, with s chosen so
+    that the two parts weigh (1-weight) : weight once each is divided by its pair spread."""
+    dense_spread, tfidf_spread = pair_similarity_spread(dense), pair_similarity_spread(tfidf)
+    if dense_spread > 0 and tfidf_spread > 0:
+        a, b = (1.0 - weight) / dense_spread, weight / tfidf_spread
+        share = b / (a + b)
+    else:  # a degenerate catalog (one item, identical texts): no spread to scale by
+        share = weight
+    rows = sp.hstack([sp.csr_matrix(np.sqrt(1.0 - share) * dense), np.sqrt(share) * tfidf]).tocsr()
+    return rows, {"dense_pair_spread": round(dense_spread, 5), "tfidf_pair_spread": round(tfidf_spread, 5),
+                  "tfidf_share": round(float(share), 5)}
 
 
 class TextRecommender(PooledRecommender):
