@@ -3,8 +3,9 @@
 # ../shared/data/mal-2016: 4,000 users), end to end. Data products go to out/ (ignored by git:
 # they are cut from the shared data); models to out/models; tables/plots to eval/results/.
 #   bash eval/run_mal.sh [prepare|finetune|evaluate|sweep|all]
-# CPU: prepare ~1 min, finetune ~1.5 h on 2 cores (a GPU: ~2 min), evaluate ~10 min once
-# the embeddings are cached (the first MiniLM encoding of the catalog takes ~2 min idle).
+# CPU: prepare ~1 min, finetune ~2.5 h on 2 cores (a GPU: ~3 min), evaluate ~7 min once
+# the embeddings are cached (the first encoding of the catalog takes ~2 min idle with MiniLM,
+# ~15 min with mpnet). mpnet needs its offline copy: ../shared/tools/offline-models "$M" mpnet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
@@ -53,6 +54,10 @@ if [[ $step == finetune || $step == all ]]; then
   [[ -f out/models/minilm-256-cf-gist/scores.json ]] || \
     anirec finetune --config finetune/minilm-256-cf-gist.toml "${common[@]}" --pairs out/both/cf-pairs.parquet \
       --out out/models/minilm-256-cf-gist --resume 2>&1 | tee out/logs/minilm-256-cf-gist.log
+  # mpnet, the seed's method under a CPU step budget (40 steps: ~23 min on 2 cores)
+  [[ -f out/models/mpnet-256-cosine/scores.json ]] || \
+    anirec finetune --config finetune/mpnet-256-cosine-cpu.toml "${common[@]}" --pairs out/both/pairs-3k.parquet \
+      --resume 2>&1 | tee out/logs/mpnet-256-cosine.log
   "${PYTHON:-python3}" finetune/results/collect.py out/models/minilm-256-{cosine,cf-mnrl,cf-gist}
 fi
 
