@@ -13,8 +13,22 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
+def _table_rows(readme_text: str) -> dict[str, str]:
+    """The run rows of an existing summary table, by run name."""
+    rows = {}
+    for line in readme_text.split("\n## ")[0].splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and cells[0] not in ("run", "") and not set(cells[0]) <= set("-"):
+            rows[cells[0]] = line
+    return rows
+
+
 def main(folders: list[str]) -> None:
-    rows = []
+    readme = HERE / "README.md"
+    old = readme.read_text() if readme.exists() else ""
+    # Runs collected earlier (other machines, step-budget runs) keep their rows; a run collected
+    # again replaces its own.
+    by_run = _table_rows(old)
     for folder in map(Path, folders):
         scores = folder / "scores.json"
         if not scores.exists():
@@ -23,7 +37,7 @@ def main(folders: list[str]) -> None:
         shutil.copyfile(scores, HERE / f"{folder.name}.json")
         s = json.loads(scores.read_text())
         p = s["params"]
-        rows.append(
+        by_run[folder.name] = (
             f"| {folder.name} | {s['base']} | {s['loss_class']} | {s['max_seq_length']} "
             f"| {s['data']['train_pairs_used']:,} / {s['data']['validation_pairs_used']:,} | {s['steps']} "
             f"| {s['spearman_cosine']['before']:.4f} | {s['spearman_cosine']['after']:.4f} "
@@ -38,11 +52,9 @@ def main(folders: list[str]) -> None:
         "| run | base | loss | max_seq_length | train / validation pairs | steps | Spearman before "
         "| after | train s | s/step | lr | device |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
-    readme = HERE / "README.md"
     # Hand-written sections below the table (## headings) survive a re-collect.
-    old = readme.read_text() if readme.exists() else ""
     notes = old[old.index("\n## "):] if "\n## " in old else ""
-    readme.write_text(head + "\n".join(rows) + "\n" + notes)
+    readme.write_text(head + "\n".join(by_run.values()) + "\n" + notes)
     print((HERE / "README.md").read_text())
 
 
