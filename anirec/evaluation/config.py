@@ -10,6 +10,9 @@ in this order in every table:
   method's parameters (checked by name and type before any work);
 * ``[[models]]`` tables (and ``--models NAME=PATH``): shorthand for the text method on a
   sentence-transformers model.
+
+``compare_to = ["tfidf", ...]`` names methods of the run that every other method is compared
+with, per user (NDCG@k differences with a bootstrap interval: ``paired.csv``).
 """
 
 from __future__ import annotations

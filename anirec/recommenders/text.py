@@ -3,8 +3,8 @@ TF-IDF (``model = "tfidf"``), or both fused (``tfidf_weight``), served by the re
 
 Fusion puts the two similarities on one scale first. Between two catalog anime, a MiniLM
 cosine spreads about six times as widely as a TF-IDF cosine (std 0.096 vs 0.015 on the MAL
-catalog), so a plain 50/50 sum of cosines is the dense model alone (measured: the "fused"
-MiniLM ranked new anime no better than MiniLM did, both far below TF-IDF). Each cosine is
+catalog), so a plain 50/50 sum of cosines is the dense model alone (measured on the 2020
+set's cold start: NDCG@10 0.077 fused vs 0.064 for MiniLM alone and 0.204 for TF-IDF). Each cosine is
 therefore divided by its spread over the catalog's item pairs before the weighted sum:
 ``tfidf_weight = 0.5`` gives both the same say. The spreads come from the descriptions only,
 never from ratings. The fused similarity is still a dot product of unit rows,
