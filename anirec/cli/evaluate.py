@@ -38,7 +38,7 @@ def evaluate(
     pairs: Optional[List[str]] = typer.Option(None, "--pairs", help="Pairs file(s) the fine-tuned models were trained on: checked to hold no cold-start anime."),
     cold_anime: Optional[Path] = typer.Option(None, "--cold-anime", help="Use this cold-start anime list (from `anirec cold-anime`) instead of drawing one."),
     backend: Optional[str] = backend_option(None, " For models without their own `backend` in the config."),
-    compare_to: Optional[List[str]] = typer.Option(None, "--compare-to", help="Also report every method's NDCG@k minus this method's, paired over the same users, with a CI that says better/worse/no difference (repeatable or comma list; a method name of this run, e.g. tfidf)."),
+    compare_to: Optional[List[str]] = typer.Option(None, "--compare-to", help="Also report every method's NDCG@k minus this method's, paired over the same users, with a CI that says better/worse/no difference (repeatable; a method name of this run, e.g. tfidf)."),
 ) -> None:
     """Compare recommenders: reference NPS, leakage-free holdout, cold start and mixed (new + known anime)."""
     cfg = ev.load_config(config) if config else ev.EvalConfig()
@@ -53,7 +53,8 @@ def evaluate(
         "models": [ev.parse_model_arg(m) for m in models] if models is not None else None,
         "baselines": _split_list(baselines, ev.BASELINES) if baselines is not None else None,
         "protocols": _split_list(protocols, ev.PROTOCOLS) if protocols is not None else None,
-        "compare_to": [c.strip() for v in compare_to for c in v.split(",") if c.strip()] if compare_to is not None else None,
+        # repeatable, not a comma list: method names may hold commas ("... (cosine, 40 CPU steps)")
+        "compare_to": [c.strip() for c in compare_to if c.strip()] if compare_to is not None else None,
     }
     for name, value in overrides.items():
         if value is not None:
