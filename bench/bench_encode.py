@@ -30,18 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from benchlog import save, say  # noqa: E402  (first: sets the offline environment)
 
 from anirec.models import BACKENDS, cpu_threads, load_model, resolve_model  # noqa: E402
 
 STATIC = "static"
-lines: list[str] = []
-
-
-def say(msg: str = "") -> None:
-    print(msg, flush=True)
-    lines.append(msg)
 
 
 def load() -> str:
@@ -98,7 +91,6 @@ def main() -> None:
     import torch
 
     from anirec.build import build_catalog
-    from anirec.io import write_text
 
     a.work.mkdir(parents=True, exist_ok=True)
     say(f"# bench_encode  {time.strftime('%Y-%m-%d %H:%M')}  python {platform.python_version()}  torch {torch.__version__}  "
@@ -160,7 +152,7 @@ def main() -> None:
         say(f"| {b} | {med[b]:.1f} | {', '.join(f'{x:.1f}' for x in rates[b])} | {up} | {close} | {load_s[b]:.1f} |")
 
     # ---------------------------------------------------------------- quality
-    write_text("\n".join(lines) + "\n", a.out)  # the speed table is kept even if the quality part is cut short
+    save(a.out)  # the speed table is kept even if the quality part is cut short
     quality = [b.strip() for b in a.quality.split(",") if b.strip() in backends]
     if quality:
         from anirec import evaluation as ev
@@ -191,10 +183,10 @@ def main() -> None:
             enc = sum(r.get("embed_seconds", 0) for r in runs if r.get("cache_hit") is False)
             say(f"| {b} | {get('holdout', 'ndcg@10'):.4f} | {cold:.4f} | {rel} | {get('holdout', 'hit_rate@10'):.3f} | "
                 f"{get('coldstart', 'hit_rate@10'):.3f} | {enc:.0f} | {load()} |")
-            write_text("\n".join(lines) + "\n", a.out)
+            save(a.out)
     say()
     say(f"load average at end {load()} (the machine is shared: speeds are lower bounds, ratios are the result)")
-    write_text("\n".join(lines) + "\n", a.out)
+    save(a.out)
     print(f"wrote {a.out}")
 
 

@@ -21,18 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from benchlog import save, say  # noqa: E402  (first: sets the offline environment)
 
 from anirec.recommend import Recommender  # noqa: E402
 
 N_ITEMS, DIMS = 17_562, 768
-lines: list[str] = []
-
-
-def say(msg: str = "") -> None:
-    print(msg, flush=True)
-    lines.append(msg)
 
 
 def synthetic_catalog(n: int, rng) -> pd.DataFrame:
@@ -145,9 +138,7 @@ def main() -> None:
     if not args.skip_models:
         bench_encode(args.data, args.models, args.minilm_n, args.mpnet_n, args.repeats)
     say(f"\nload average at end {os.getloadavg()[0]:.2f} (the machine is shared: timings are upper bounds)")
-    from anirec.io import write_text
-
-    write_text("\n".join(lines) + "\n", args.out)
+    save(args.out)
     print(f"written to {args.out}")
 
 

@@ -27,8 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from benchlog import save, say  # noqa: E402  (first: sets the offline environment)
 
 from anirec.build import build_catalog  # noqa: E402
 from anirec.data import load_ratings  # noqa: E402
@@ -38,12 +37,6 @@ from anirec.labels import PROMOTER_MIN  # noqa: E402
 from anirec.serving import FittedQueries  # noqa: E402
 
 MINILM = "all-MiniLM-L6-v2"
-lines: list[str] = []
-
-
-def say(text: str = "") -> None:
-    print(text, flush=True)
-    lines.append(text)
 
 
 def timed_fit(args: list[str]) -> tuple[float, float, str]:
@@ -69,7 +62,7 @@ def bench_queries(folder: Path, per_user: list, n_users: int) -> None:
     uid, frame = per_user[0]
     queries.for_user(frame, uid, 10)
     say(f"  first user query       {1000 * (time.perf_counter() - t):8.1f} ms (builds lazy tables)")
-    ms, rec_ms = [], []
+    ms = []
     for uid, frame in per_user[1:n_users + 1]:
         t = time.perf_counter()
         queries.for_user(frame, uid, 10)
@@ -146,8 +139,7 @@ def main() -> None:
 
     say()
     say(f"load average at end {os.getloadavg()[0]:.1f}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    save(args.out)
     print(f"wrote {args.out}")
     shutil.rmtree(work, ignore_errors=True)
 

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import benchlog  # noqa: E402,F401  (first: sets the offline environment)
 
 from anirec.backends import exported_file  # noqa: E402
 from anirec.models import cpu_threads, load_model, resolve_model  # noqa: E402
