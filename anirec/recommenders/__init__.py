@@ -7,6 +7,7 @@ in a config), `anirec fit` and `anirec recommend --recommender`.
 
 from __future__ import annotations
 
+from ..config import Seed, coerce, field_types
 from ..errors import AnirecError
 from .base import Params, Recommender, top_k_ordered
 from .ease import EASERecommender
@@ -32,10 +33,20 @@ def method_class(name: str, where: str = "method") -> type[Recommender]:
         raise AnirecError(f"{where}: unknown method {name!r}; choose from {', '.join(REGISTRY)}.") from None
 
 
-def make(name: str, params: dict | None = None, where: str = "method", **context) -> Recommender:
-    """A recommender by registry name, with its parameters checked (names and types)."""
+def make(name: str, params: dict | None = None, where: str = "method", seed: int | None = None,
+         **context) -> Recommender:
+    """A recommender by registry name, with its parameters checked (names and types).
+
+    ``seed`` is the run's seed: it becomes the ``seed`` parameter of a method that has one
+    (unless ``params`` sets it) and is checked even for methods that draw nothing at random.
+    ``context``: cache_dir, batch_size, progress (how to run, never what is computed)."""
     cls = method_class(name, where)
-    return cls(cls.Params.from_dict(dict(params or {}), where), **context)
+    params = dict(params or {})
+    if seed is not None:
+        seed = coerce(seed, Seed, f"{where}: seed")
+        if "seed" in field_types(cls.Params):
+            params.setdefault("seed", seed)
+    return cls(cls.Params.from_dict(params, where), **context)
 
 
 __all__ = ["REGISTRY", "Params", "Recommender", "make", "method_class", "top_k_ordered"]

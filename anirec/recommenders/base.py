@@ -21,13 +21,14 @@ the lower item row) once, so every method is served the same way by `evaluate` a
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..config import from_table
 from ..errors import AnirecError
 
 # Users scored per block: a block is (batch x n_items) float32, 4,096 x 17.5k = 287 MB at most.
@@ -69,19 +70,15 @@ def top_k_ordered(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class Params:
-    """A method's parameters: a dataclass, so a config's keys are checked by name and type."""
+    """A method's parameters: a dataclass whose annotations :mod:`anirec.config` checks a
+    config's keys against, by name and type."""
 
     @classmethod
-    def from_dict(cls, raw: dict, where: str) -> "Params":
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(raw) - set(known))
-        if unknown:
-            raise AnirecError(f"{where}: unknown parameter {unknown[0]!r} (known: {', '.join(known) or 'none'}).")
-        values = {}
-        for name, value in raw.items():
-            default = getattr(cls(), name) if _has_default(known[name]) else None
-            values[name] = _coerce(value, default, f"{where}: {name}")
-        obj = cls(**values)
+    def from_dict(cls, raw: dict, where: str, key_where: dict | None = None) -> "Params":
+        """Checked parameters from a config table or ``--param``s; ``key_where`` names the
+        place of single keys (their file and line) where it is known."""
+        located = (lambda key: key_where.get(key, where)) if key_where else where
+        obj = from_table(cls, dict(raw), located, noun="parameter")
         obj.check(where)
         return obj
 
@@ -90,35 +87,6 @@ class Params:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def _has_default(f) -> bool:
-    from dataclasses import MISSING
-
-    return f.default is not MISSING or f.default_factory is not MISSING
-
-
-def _coerce(value, default, where: str):
-    """Check a config value against the type of the parameter's default."""
-    if default is None or value is None:
-        return value
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise AnirecError(f"{where} = {value!r}: expected true or false.")
-        return value
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise AnirecError(f"{where} = {value!r}: expected a whole number.")
-        return value
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise AnirecError(f"{where} = {value!r}: expected a number.")
-        return float(value)
-    if isinstance(default, str):
-        if not isinstance(value, str):
-            raise AnirecError(f"{where} = {value!r}: expected a string.")
-        return value
-    return value
 
 
 class Recommender:
@@ -133,7 +101,7 @@ class Recommender:
 
     def __init__(self, params: Params | None = None, **context):
         self.params = params if params is not None else self.Params()
-        self.context = context  # run-wide settings: seed, cache_dir, batch_size, progress
+        self.context = context  # run-wide settings: cache_dir, batch_size, progress (a seed is a parameter)
         self.n_items: int = 0
 
     # ---------------------------------------------------------------- to implement

@@ -23,32 +23,29 @@ the 2020 set, eval/results).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..baselines import dense_neighbors, sparse_neighbors
 from ..errors import AnirecError
-from .base import Params, Recommender
+from .base import Recommender
 from .ease import EASEParams, EASERecommender
 from .pooled import sparse_restore, sparse_state
-from .text import TFIDF, TextParams, TextRecommender
+from .text import TextParams, TextRecommender
 
 
 @dataclass
-class HybridParams(Params):
-    lam: float = 200.0  # EASE's L2 weight
-    model: str = TFIDF  # the text similarity: "tfidf" or a sentence-transformers name/path
-    max_seq_length: int = 0
-    tfidf_weight: float = 0.0
-    backend: str = "torch"
-    n_neighbors: int = 20  # rated anime each unrated anime is mapped from
+class HybridParams(TextParams, EASEParams):
+    """EASE's parameters (``lam``, ``max_memory_gb``) and the text similarity's (``model``,
+    ``max_seq_length``, ``tfidf_weight``, ``backend``; ``n_neighbors`` = the rated anime each
+    unrated anime is mapped from), declared once in their own classes, plus the mapping's."""
+
     power: float = 2.0  # similarity ** power: the nearest rated anime count most
     prior: float = 0.5  # weight of a score-0 pseudo-neighbour: weak text matches stay near 0
     new_weight: float = 1.0  # scale of the mapped score next to CF's (1: taken as a CF score)
     shrink: float = 0.0  # promoters at which an anime is half CF, half mapped (0: CF if promoted at all)
-    max_memory_gb: float = 0.0
 
     def check(self, where):
         for name in ("shrink", "prior"):
@@ -59,12 +56,14 @@ class HybridParams(Params):
         self.ease_params().check(where)
         self.text_params().check(where)
 
+    def _part(self, cls):
+        return cls(**{f.name: getattr(self, f.name) for f in fields(cls)})
+
     def ease_params(self) -> EASEParams:
-        return EASEParams(lam=self.lam, max_memory_gb=self.max_memory_gb)
+        return self._part(EASEParams)
 
     def text_params(self) -> TextParams:
-        return TextParams(model=self.model, max_seq_length=self.max_seq_length, tfidf_weight=self.tfidf_weight,
-                          backend=self.backend, n_neighbors=self.n_neighbors)
+        return self._part(TextParams)
 
 
 def text_to_cf_mapping(item_rows, rated: np.ndarray, n_neighbors: int, power: float, prior: float) -> sp.csr_matrix:

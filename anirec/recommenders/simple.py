@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..config import Seed
 from .base import Params, Recommender
 
 
@@ -25,7 +26,7 @@ def _mix64(x: np.ndarray) -> np.ndarray:
 
 @dataclass
 class RandomParams(Params):
-    seed: int = 42
+    seed: Seed = 42
 
 
 class RandomRecommender(Recommender):

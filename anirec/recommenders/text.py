@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..baselines import tfidf_vectors
+from ..config import Tokens
 from ..errors import AnirecError
 from .base import Params
 from .pooled import PooledRecommender
@@ -30,7 +31,7 @@ TFIDF = "tfidf"
 @dataclass
 class TextParams(Params):
     model: str = TFIDF  # "tfidf", or a sentence-transformers name/path
-    max_seq_length: int = 0  # tokens per description; 0 = the model's own setting
+    max_seq_length: Tokens = None  # tokens per description; None (or 0) = the model's own setting
     tfidf_weight: float = 0.0  # TF-IDF's say in the fused similarity, both scaled by their spread (0.5: equal)
     backend: str = "torch"  # how a dense model runs (torch, onnx, onnx-int8, openvino)
     n_neighbors: int = 20
@@ -40,8 +41,6 @@ class TextParams(Params):
             raise AnirecError(f"{where}: n_neighbors must be at least 1.")
         if not 0.0 <= self.tfidf_weight <= 1.0:
             raise AnirecError(f"{where}: tfidf_weight must be between 0 and 1.")
-        if self.max_seq_length < 0:
-            raise AnirecError(f"{where}: max_seq_length must be positive (0 = the model's own).")
         if self.model != TFIDF:  # an unknown backend or a missing extra fails before any work
             from ..models import require_backend
 
