@@ -9,7 +9,8 @@ import typer
 
 from . import app
 from .. import evaluation as ev
-from .options import backend_option
+from ..config import override
+from .options import backend_option, max_seq_length_option, plain, seed_option
 
 PROTOCOL_HELP = ", ".join(ev.PROTOCOLS)
 
@@ -26,13 +27,13 @@ def evaluate(
     catalog: Optional[str] = typer.Option(None, "--catalog", help="Catalog parquet from `anirec build`, or a Kaggle folder (built in memory)."),
     ratings: Optional[List[str]] = typer.Option(None, "--ratings", help="Ratings (rating_complete.csv, parquet, or folder) for the holdout, cold-start and mixed protocols; repeat to stack sets with disjoint users."),
     split: Optional[str] = typer.Option(None, "--split", help="The train/test split saved by `anirec pairs` (NAME.split.parquet): the reference protocol."),
-    models: Optional[List[str]] = typer.Option(None, "--models", "-m", help="Text method on this embedder (repeatable): NAME=PATH_OR_ID or PATH_OR_ID. Replaces the config's [[models]]."),
-    baselines: Optional[List[str]] = typer.Option(None, "--baselines", "-b", help=f"Methods with default parameters (repeatable or comma list; 'none', 'all' = {', '.join(ev.BASELINES)}); 'hybrid' too. Parameters: [[methods]] in a --config."),
+    models: Optional[List[str]] = typer.Option(None, "--models", "-m", help=plain("Text method on this embedder (repeatable): NAME=PATH_OR_ID or PATH_OR_ID. Replaces the config's [[models]].")),
+    baselines: Optional[List[str]] = typer.Option(None, "--baselines", "-b", help=plain(f"Methods with default parameters (repeatable or comma list; 'none', 'all' = {', '.join(ev.BASELINES)}); 'hybrid' too. Parameters: [[methods]] in a --config.")),
     protocols: Optional[List[str]] = typer.Option(None, "--protocols", help=f"Protocols (repeatable or comma list): {PROTOCOL_HELP} (default: all)."),
     k: Optional[int] = typer.Option(None, "-k", help="Recommendations per user in the reference protocol and the headline k of the tables (default: 10)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder: results.csv, results.md, *.png, meta.json (default: out/eval)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the holdout, the cold anime, random and the bootstrap (default: 42)."),
-    max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", help="Tokens per description for models without their own setting in the config."),
+    seed: Optional[int] = seed_option(None, "Seed of the holdout, the cold anime, random and the bootstrap, 0..2^32-1 (default: 42)."),
+    max_seq_length: Optional[int] = max_seq_length_option("Tokens per description for models without their own setting in the config."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Embedding cache folder (default: $ANIREC_CACHE, else ~/.cache/anirec/embeddings)."),
     bootstrap: Optional[int] = typer.Option(None, "--bootstrap", help="Bootstrap resamples for the confidence intervals (0: off) (default: 1000)."),
     pairs: Optional[List[str]] = typer.Option(None, "--pairs", help="Pairs file(s) the fine-tuned models were trained on: checked to hold no cold-start anime."),
@@ -56,9 +57,7 @@ def evaluate(
         # repeatable, not a comma list: method names may hold commas ("... (cosine, 40 CPU steps)")
         "compare_to": [c.strip() for c in compare_to if c.strip()] if compare_to is not None else None,
     }
-    for name, value in overrides.items():
-        if value is not None:
-            setattr(cfg, name, value)
+    override(cfg, overrides, {"k": "-k", "models": "--models", "baselines": "--baselines"})
     outcome = ev.run_evaluation(cfg, echo=typer.echo)
     typer.echo("")
     typer.echo(ev.results_markdown(outcome.results, cfg.k, outcome.meta))
@@ -72,7 +71,7 @@ def cold_anime_cmd(
     ratings: List[str] = typer.Option(..., "--ratings", help="The ratings the evaluation will use (repeatable)."),
     out: Path = typer.Option(Path("cold_anime.txt"), "--out", help="Text file: one MAL_ID per line."),
     fraction: float = typer.Option(0.15, "--fraction", help="Share of the rated catalog anime to hold out as cold."),
-    seed: int = typer.Option(42, "--seed", help="Same seed as `anirec evaluate --seed` gives the same list."),
+    seed: int = seed_option(42, "Same seed as `anirec evaluate --seed` gives the same list."),
 ) -> None:
     """Write the cold-start anime list, so pairs/fine-tuning can leave those anime out."""
     from ..data import load_ratings, ratings_label

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import typer
 
+from ..config import Seed, Tokens, coerce
 from ..models import BACKEND_HELP, require_backend
+
+
+def plain(text: str) -> str:
+    """Help text shown as written: typer renders help as rich markup, which would eat
+    ``[method]``, ``[[methods]]`` or a default like ``[cosine]`` as style tags."""
+    return text.replace("[", r"\[")
 
 
 def _backend(value: str | None) -> str | None:
@@ -16,3 +23,16 @@ def backend_option(default: str | None = "torch", help_suffix: str = ""):
     """``--backend torch|onnx|onnx-int8|openvino`` for any command that loads a model
     (``default=None``: "not given", for commands where a config file may set it)."""
     return typer.Option(default, "--backend", help=BACKEND_HELP + help_suffix, callback=_backend)
+
+
+def seed_option(default: int | None = 42, help: str = "Seed."):
+    """``--seed N``, refused while parsing unless 0 <= N <= 2^32-1 (what numpy, pandas and torch
+    all accept): a bad seed must not fail halfway through a run, leaving half its output."""
+    return typer.Option(default, "--seed", help=help, callback=lambda v: None if v is None else coerce(v, Seed, "--seed"))
+
+
+def max_seq_length_option(help: str):
+    """``--max-seq-length N``: tokens per description; 0 or absent = the model's own setting
+    (the one meaning :data:`anirec.config.Tokens` gives it everywhere)."""
+    return typer.Option(None, "--max-seq-length", help=help + " 0 or absent: the model's own setting.",
+                        callback=lambda v: coerce(v, Tokens, "--max-seq-length"))

@@ -18,10 +18,10 @@ with, per user (NDCG@k differences with a bootstrap interval: ``paired.csv``).
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import Paths, Seed, Tokens, TomlFile, field_types, from_table, read_toml
 from ..errors import AnirecError, warn
 from ..recommenders import REGISTRY, method_class
 from ..recommenders.text import TFIDF
@@ -41,6 +41,7 @@ class MethodSpec:
     params: dict = field(default_factory=dict)
     optional: bool = False
     where: str = ""  # "eval/x.toml line 12" or "--models": named in errors
+    key_where: dict = field(default_factory=dict, compare=False, repr=False)  # parameter -> its file and line
 
     @property
     def model(self) -> str | None:
@@ -54,6 +55,9 @@ ModelSpec = MethodSpec  # the older name, kept for scripts written against it
 
 @dataclass
 class EvalConfig:
+    """Every setting of a run; an eval/*.toml sets them (these names), flags override them.
+    The annotations are the types :mod:`anirec.config` checks each value against."""
+
     catalog: str = ""
     ratings: str | list[str] | None = None
     split: str | None = None
@@ -64,15 +68,15 @@ class EvalConfig:
     protocols: list[str] = field(default_factory=lambda: list(PROTOCOLS))
     k: int = 10
     ks: list[int] = field(default_factory=lambda: [5, 10, 20])
-    seed: int = 42
+    seed: Seed = 42
     holdout_fraction: float = 0.2
     min_promoted: int = 2
     cold_fraction: float = 0.15
     cold_anime: str | None = None
-    pairs: list[str] = field(default_factory=list)  # pair files the fine-tuned models learnt from (cold-start check)
+    pairs: Paths = field(default_factory=list)  # pair files the fine-tuned models learnt from (cold-start check)
     bootstrap: int = 1000
-    compare_to: list[str] = field(default_factory=list)  # methods every other one is compared with, paired per user
-    max_seq_length: int | None = None
+    compare_to: Paths = field(default_factory=list)  # methods every other one is compared with, paired per user
+    max_seq_length: Tokens = None  # for text models without their own; None (or 0) = the model's own
     backend: str = "torch"  # how models without their own `backend` run (anirec.models.BACKENDS)
     cache_dir: str | None = None
     batch_size: int = 32
@@ -86,14 +90,14 @@ class EvalConfig:
             out.append(MethodSpec(b, method, dict(params), where=f"{self.source or 'evaluate'} baselines"))
         for spec in [*self.methods, *self.models]:
             params = dict(spec.params)
-            fields = method_class(spec.method).Params.__dataclass_fields__
+            fields = field_types(method_class(spec.method).Params)
             if self.max_seq_length and "max_seq_length" in fields:
                 params.setdefault("max_seq_length", self.max_seq_length)
             if self.backend != "torch" and "backend" in fields and spec.model is not None:
                 params.setdefault("backend", self.backend)
-            out.append(MethodSpec(spec.name, spec.method, params, spec.optional, spec.where))
+            out.append(MethodSpec(spec.name, spec.method, params, spec.optional, spec.where, spec.key_where))
         for spec in out:
-            if "seed" in method_class(spec.method).Params.__dataclass_fields__:
+            if "seed" in field_types(method_class(spec.method).Params):
                 spec.params.setdefault("seed", self.seed)
         return out
 
@@ -101,6 +105,9 @@ class EvalConfig:
         where = self.source or "evaluate"
         if not self.catalog:
             raise AnirecError(f"{where}: no catalog given. Set `catalog = ...` in the config or pass --catalog.")
+        if not self.baselines and not self.methods and not self.models:
+            raise AnirecError(f"{where}: no method to evaluate: name some in `baselines = [...]`, [[methods]] or "
+                              "[[models]] (or pass -b/--models).")
         bad = [b for b in self.baselines if b not in BASELINE_METHODS]
         if bad:
             raise AnirecError(f"{where}: unknown baseline {bad[0]!r}; choose from {', '.join(BASELINE_METHODS)}.")
@@ -127,19 +134,12 @@ class EvalConfig:
             raise AnirecError(f"{where}: compare_to names {unknown[0]!r}, which is not a method of this run; "
                               f"choose from {', '.join(names)}.")
         for spec in specs:  # parameter names and types, before any work
-            method_class(spec.method, spec.where).Params.from_dict(spec.params, spec.where)
+            method_class(spec.method, spec.where).Params.from_dict(spec.params, spec.where, spec.key_where)
         return self
 
 
-_TOP_KEYS = {f for f in EvalConfig.__dataclass_fields__ if f not in ("models", "methods", "source")}
-_ENTRY_KEYS = {"name", "optional"}
-
-
-def _line_of(text: str, value: str) -> int | None:
-    for no, line in enumerate(text.splitlines(), 1):
-        if re.search(r"=\s*[\"']" + re.escape(value) + r"[\"']", line):
-            return no
-    return None
+# keys of the file's top level; models and methods are its [[models]]/[[methods]] tables
+_TOP_KEYS = [f for f in field_types(EvalConfig) if f not in ("models", "methods", "source")]
 
 
 def model_name(model: str) -> str:
@@ -157,62 +157,54 @@ def parse_model_arg(arg: str, where: str = "--models") -> MethodSpec:
     return MethodSpec(name.strip(), "text", {"model": model.strip()}, where=where)
 
 
-def _entries(raw: list, table: str, path: Path, text: str) -> list[MethodSpec]:
-    """[[methods]] or [[models]] tables -> MethodSpecs (parameters checked later, all at once)."""
-    out = []
-    for i, entry in enumerate(raw, 1):
-        label = f"[[{table}]] entry #{i}"
-        if not isinstance(entry, dict):
-            raise AnirecError(f"{path}: {label} must be a table.")
-        entry = dict(entry)
-        if table == "models":
-            if "model" not in entry:
-                raise AnirecError(f"{path}: {label} needs `model = \"NAME_OR_PATH\"`.")
-            method = "text"
-            anchor = str(entry["model"])
-        else:
-            if "method" not in entry:
-                raise AnirecError(f"{path}: {label} needs `method = \"...\"` ({', '.join(REGISTRY)}).")
-            method = str(entry.pop("method"))
-            anchor = str(entry.get("name") or method)
-        line = _line_of(text, anchor)
-        where = f"{path}" + (f" line {line}" if line else f" {label}")
-        method_class(method, where)
-        name = str(entry.pop("name", "") or (model_name(entry["model"]) if table == "models" else method))
-        optional = entry.pop("optional", False)
-        if not isinstance(optional, bool):
-            raise AnirecError(f"{where}: optional = {optional!r}: expected true or false.")
-        out.append(MethodSpec(name, method, entry, optional, where))
-    return out
+def _entry(entry, table: str, i: int, doc: TomlFile) -> MethodSpec:
+    """The ``i``-th (0-based) [[methods]] or [[models]] table -> a MethodSpec (its parameters are
+    checked later, all at once, when run-wide defaults have been filled in)."""
+    label = f"[[{table}]] entry #{i + 1}"
+    if not isinstance(entry, dict):
+        raise AnirecError(f"{doc.label}: {label} must be a table.")
+    entry = dict(entry)
+    anchor = "model" if table == "models" else ("name" if "name" in entry else "method")
+    where = doc.where(anchor, table, i) if doc.line(anchor, table, i) else f"{doc.label} {label}"
+    for key in ("name", "method", "model")[: 3 if table == "models" else 2]:
+        if key in entry and not isinstance(entry[key], str):
+            raise AnirecError(f"{doc.where(key, table, i)}: {key} = {entry[key]!r}: expected a string in quotes.")
+    if table == "models":
+        if "model" not in entry:
+            raise AnirecError(f"{doc.label}: {label} needs `model = \"NAME_OR_PATH\"`.")
+        method = "text"
+    else:
+        if "method" not in entry:
+            raise AnirecError(f"{doc.label}: {label} needs `method = \"...\"` ({', '.join(REGISTRY)}).")
+        method = entry.pop("method")
+    method_class(method, where)
+    name = entry.pop("name", "") or (model_name(entry["model"]) if table == "models" else method)
+    optional = entry.pop("optional", False)
+    if not isinstance(optional, bool):
+        raise AnirecError(f"{doc.where('optional', table, i)}: optional = {optional!r}: expected true or false.")
+    return MethodSpec(name, method, entry, optional, where, {k: doc.where(k, table, i) for k in entry})
+
+
+def _entries(raw, table: str, doc: TomlFile) -> list[MethodSpec]:
+    if not isinstance(raw, list):
+        raise AnirecError(f"{doc.where(table)}: {table} = {raw!r}: write each entry as a [[{table}]] table.")
+    return [_entry(entry, table, i, doc) for i, entry in enumerate(raw)]
 
 
 def load_config(path: str | Path) -> EvalConfig:
-    """Read an eval/*.toml (see eval/smoke.toml). Relative paths are relative to the working
-    directory, i.e. the configs are written to be run from the repository root."""
-    import tomllib
-
-    path = Path(path)
-    if not path.exists():
-        raise AnirecError(f"{path}: config not found (see eval/*.toml for examples).")
-    text = path.read_text(encoding="utf-8")
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise AnirecError(f"{path}: not valid TOML ({exc}).") from None
-    known = _TOP_KEYS | {"models", "methods"}
-    unknown = sorted(set(raw) - known)
+    """Read an eval/*.toml (see eval/smoke.toml), every key and value checked. Relative paths
+    are relative to the working directory, i.e. the configs are written to be run from the
+    repository root."""
+    doc = read_toml(path, missing="see eval/*.toml for examples")
+    raw = dict(doc.table)
+    known = [*_TOP_KEYS, "models", "methods"]
+    unknown = [k for k in raw if k not in known]
     if unknown:
-        raise AnirecError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))}).")
-    models = _entries(raw.pop("models", []), "models", path, text)
-    methods = _entries(raw.pop("methods", []), "methods", path, text)
-    for key in ("pairs", "compare_to"):
-        if isinstance(raw.get(key), str):
-            raw[key] = [raw[key]]
-    try:
-        cfg = EvalConfig(**raw, models=models, methods=methods, source=str(path))
-    except TypeError as exc:
-        raise AnirecError(f"{path}: {exc}.") from None
-    return cfg
+        raise AnirecError(f"{doc.where(unknown[0])}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))}).")
+    models = _entries(raw.pop("models", []), "models", doc)
+    methods = _entries(raw.pop("methods", []), "methods", doc)
+    cfg = EvalConfig(models=models, methods=methods, source=str(path))
+    return from_table(EvalConfig, raw, doc.locator(), keys=_TOP_KEYS, base=cfg)
 
 
 def _looks_like_path(s: str) -> bool:

@@ -142,6 +142,8 @@ def run_evaluation(cfg: EvalConfig, echo=print) -> EvalOutcome:
     cfg.check()
     check_writable_output(cfg.out, "files-in", "--out")  # before minutes of work, not after
     specs = check_models(cfg.method_specs())
+    if not specs:
+        raise AnirecError(f"{cfg.source or 'evaluate'}: every method was skipped (optional and missing): nothing to evaluate.")
     protocols = list(cfg.protocols)
     if "reference" in protocols and not cfg.split:
         echo("note: no split given (--split / `split = ...`): skipping the reference protocol.")
