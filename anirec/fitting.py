@@ -7,10 +7,10 @@ anime, exactly what the evaluation fits on (minus what a protocol holds out).
 from __future__ import annotations
 
 import time
-import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from .config import Seed, coerce, field_types, parse_param, read_toml
 from .data import load_ratings, ratings_label, read_catalog
 from .errors import AnirecError
 from .fitted import check_replaceable, save_fitted
@@ -21,59 +21,58 @@ from .recommenders import Recommender, make, method_class
 
 @dataclass
 class FitMethod:
-    """A registry method name and its parameters (checked by ``make``)."""
+    """A registry method name and its checked parameters; ``where`` names the place each
+    parameter came from (a config line, ``--param``), for messages."""
 
     method: str
     params: dict
+    where: dict = field(default_factory=dict, compare=False, repr=False)
 
 
-def parse_param(text: str) -> tuple[str, object]:
-    """``key=value`` with a TOML value (``lam=200``, ``tfidf_weight=0.3``, ``x=true``);
-    anything that is not a TOML literal is a string (``model=tfidf``)."""
-    key, sep, value = text.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise AnirecError(f"--param {text!r}: expected key=value, e.g. --param lam=200.")
-    try:
-        return key, tomllib.loads(f"v = {value}")["v"]
-    except tomllib.TOMLDecodeError:
-        return key, value.strip()
+def _method_table(config: str | Path) -> tuple[str | None, dict, dict]:
+    """The [method] table of ``fit --config``: (method name, parameters, where each was set)."""
+    doc = read_toml(config, f"--config {config}")
+    table = doc.table.get("method")
+    if not isinstance(table, dict):
+        raise AnirecError(f'{doc.label}: needs a [method] table (method = "ease", then its parameters).')
+    values = {k: v for k, v in table.items() if k not in ("name", "optional")}
+    name = values.pop("method", None)
+    if name is not None and not isinstance(name, str):
+        raise AnirecError(f"{doc.where('method', 'method')}: method = {name!r}: expected a method name in quotes.")
+    return name, values, {k: doc.where(k, "method") for k in values}
 
 
 def method_spec(method: str | None = None, params: list[str] | None = None, config: str | Path | None = None,
-                model: str | None = None, max_seq_length: int | None = None, backend: str | None = None) -> FitMethod:
+                model: str | None = None, max_seq_length: int | None = None, backend: str | None = None,
+                seed: int | None = None) -> FitMethod:
     """The method and its parameters from a config's ``[method]`` table, overridden by the
-    command line. The table reads like an evaluation config's ``[[methods]]`` entry
-    (``method = "hybrid"`` plus parameters; its display ``name`` and ``optional`` are
-    ignored), so an evaluated entry can be fitted as is."""
-    name, values = None, {}
-    if config is not None:
-        path = Path(config)
-        try:
-            table = tomllib.loads(path.read_text(encoding="utf-8")).get("method")
-        except OSError as exc:
-            raise AnirecError(f"--config {path}: cannot read it ({exc.strerror}).") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise AnirecError(f"--config {path}: not valid TOML ({exc}).") from None
-        if not isinstance(table, dict):
-            raise AnirecError(f'--config {path}: needs a [method] table (method = "ease", then its parameters).')
-        values = {k: v for k, v in table.items() if k not in ("name", "optional")}
-        name = values.pop("method", None)
+    command line, checked by name and type before any data is read. The table reads like an
+    evaluation config's ``[[methods]]`` entry (``method = "hybrid"`` plus parameters; its
+    display ``name`` and ``optional`` are ignored), so an evaluated entry can be fitted as is.
+    ``seed`` (``--seed``) sets the ``seed`` parameter of a method that has one."""
+    name, values, where = _method_table(config) if config is not None else (None, {}, {})
     name = method or name
     if not name:
         raise AnirecError('no method: pass --method NAME (or method = "..." in the config\'s [method] table).')
     cls = method_class(str(name), "--method")
-    for item in params or []:
-        key, value = parse_param(item)
-        values[key] = value
+    given = dict(parse_param(item) for item in params or [])
+    values.update(given)
+    where.update({key: "--param" for key in given})
+    if seed is not None:
+        seed = coerce(seed, Seed, "--seed")
+        if "seed" in field_types(cls.Params):
+            if "seed" in given and given["seed"] != seed:
+                raise AnirecError(f"--seed {seed} and --param seed={given['seed']}: give the seed once.")
+            values["seed"], where["seed"] = seed, "--seed"
     for option, key, value in (("--model", "model", model), ("--max-seq-length", "max_seq_length", max_seq_length),
                                ("--backend", "backend", backend)):
         if value is None:
             continue
         if not cls.uses_text:
             raise AnirecError(f"{option}: method {name!r} reads no text; it applies to text and hybrid.")
-        values[key] = value
-    return FitMethod(str(name), values)
+        values[key], where[key] = value, option
+    cls.Params.from_dict(values, "--param", where)  # names and types now, before any data is read
+    return FitMethod(str(name), values, where)
 
 
 @dataclass
@@ -86,8 +85,9 @@ class FitResult:
 def fit_to_folder(spec: FitMethod, ratings, catalog_path: str | Path, out: str | Path, **context) -> FitResult:
     """Fit ``spec`` on every rating (on a catalog anime) in ``ratings`` and save it to ``out``.
 
-    ``context``: seed, cache_dir, batch_size, progress (see :func:`anirec.recommenders.make`)."""
-    recommender = make(spec.method, spec.params, where="--param", **context)  # bad params fail before any loading
+    ``context``: cache_dir, batch_size, progress (see :func:`anirec.recommenders.make`); the seed
+    is one of ``spec``'s parameters (:func:`method_spec`)."""
+    recommender = make(spec.method, spec.params, "--param", **context)  # bad params fail before any loading
     check_replaceable(out)
     catalog = read_catalog(catalog_path)
     frame = load_ratings(ratings)

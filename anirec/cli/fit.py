@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from . import app
-from .options import backend_option
+from .options import backend_option, max_seq_length_option, plain, seed_option
 from ..fitting import fit_to_folder, format_fit_summary, method_spec
 from ..recommenders import REGISTRY
 
@@ -20,17 +20,16 @@ def fit(
     ratings: List[str] = typer.Option(..., "--ratings", help="Ratings to fit on: rating_complete.csv, parquet, a folder or an HF id (repeatable: sets are stacked)."),
     catalog: Path = typer.Option(Path("catalog.parquet"), "--catalog", help="Catalog parquet written by `anirec build`."),
     model: Optional[str] = typer.Option(None, "--model", help="Text model of text/hybrid (sets the `model` parameter): tfidf, a name or a folder."),
-    max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", help="Text/hybrid: truncate descriptions to this many tokens."),
+    max_seq_length: Optional[int] = max_seq_length_option("Text/hybrid: truncate descriptions to this many tokens."),
     out: Path = typer.Option(..., "--out", help="Folder to write (replaced atomically)."),
-    config: Optional[Path] = typer.Option(None, "--config", help='TOML file with a [method] table: method = "hybrid" and parameters, as in an eval config\'s [[methods]]; the command line wins.'),
+    config: Optional[Path] = typer.Option(None, "--config", help=plain('TOML file with a [method] table: method = "hybrid" and parameters, as in an eval config\'s [[methods]]; the command line wins.')),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Embedding cache folder (default: $ANIREC_CACHE, else ~/.cache/anirec/embeddings)."),
     batch_size: int = typer.Option(32, "--batch-size", help="Descriptions per encoder batch (text models)."),
-    seed: int = typer.Option(42, "--seed", help="Seed for methods that draw at random."),
+    seed: Optional[int] = seed_option(None, plain("The seed parameter of methods that draw at random (random): 0..2^32-1 [42]; wins over the config's.")),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the encoding progress bar."),
     backend: Optional[str] = backend_option(None, " Text/hybrid with a sentence-transformers model (sets the `backend` parameter)."),
 ) -> None:
     """Fit a recommender on ratings + a catalog and save it (method, parameters, arrays, manifest with hashes)."""
-    spec = method_spec(method, params, config, model, max_seq_length, backend)
-    result = fit_to_folder(spec, ratings, catalog, out, seed=seed, cache_dir=cache_dir, batch_size=batch_size,
-                           progress=progress)
+    spec = method_spec(method, params, config, model, max_seq_length, backend, seed)
+    result = fit_to_folder(spec, ratings, catalog, out, cache_dir=cache_dir, batch_size=batch_size, progress=progress)
     typer.echo(format_fit_summary(result))
