@@ -35,8 +35,6 @@ import os
 import re
 import shutil
 import time
-import tomllib
-import typing
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .config import Seed, Tokens, from_table, override, read_toml
 from .data import read_catalog
 from .errors import AnirecError, warn
 from .io import atomic_dir, check_writable_output, hash_file, hash_strings, write_text
@@ -78,7 +77,7 @@ class FinetuneConfig:
     catalog: str | None = None  # catalog parquet from `anirec build`
     pairs: str | None = None  # pairs parquet from `anirec pairs`
     out: str | None = None  # output folder
-    max_seq_length: int | None = None  # None: the base model's own setting
+    max_seq_length: Tokens = None  # None (or 0): the base model's own setting
     epochs: float = 1
     batch_size: int = 16
     lr: float = 2e-5
@@ -86,7 +85,7 @@ class FinetuneConfig:
     loss: str = "cosine"
     mini_batch_size: int = 32  # cmnrl: texts per forward pass (memory), not the batch the loss sees
     hard_negatives: bool = True  # in-batch losses: add each anchor's negative pair (label < 0) as a third column
-    seed: int = 42
+    seed: Seed = 42
     eval_steps: float | None = None  # evaluate every N steps (<1: a share of the run); None: before/after only
     save_steps: float = 0.1  # checkpoint every N steps (<1: a share of the run, 0.1 = ten checkpoints)
     save_total_limit: int = 2  # checkpoints kept on disk while training
@@ -130,37 +129,14 @@ class FinetuneConfig:
         return {k: getattr(self, k) for k in IDENTITY_KEYS}
 
 
-def _field_types() -> dict[str, tuple[type, ...]]:
-    """Accepted Python types per config key (an int is fine where a float is expected)."""
-    out = {}
-    for name, hint in typing.get_type_hints(FinetuneConfig).items():
-        types = tuple(t for t in typing.get_args(hint) if t is not type(None)) or (hint,)
-        if float in types:
-            types += (int,)
-        out[name] = types
-    return out
-
-
 def load_config(path: str | Path | None = None, **overrides) -> FinetuneConfig:
-    """A config from a TOML file (optional) with ``overrides`` (the CLI flags; None = not given) on top."""
-    values: dict = {}
+    """A config from a TOML file (optional) with ``overrides`` (the CLI flags; None = not given)
+    on top, every key and value checked by :mod:`anirec.config` before any work."""
+    cfg = FinetuneConfig()
     if path is not None:
-        path = Path(path).expanduser()
-        if not path.is_file():
-            raise AnirecError(f"{path}: config file not found (see finetune/*.toml for examples).")
-        try:
-            values = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise AnirecError(f"{path}: not valid TOML ({exc}).") from None
-        types = _field_types()
-        for key, value in values.items():
-            if key not in types:
-                raise AnirecError(f"{path}: unknown key '{key}'. Valid keys: {', '.join(types)}.")
-            if isinstance(value, bool) != (bool in types[key]) or not isinstance(value, types[key]):
-                wanted = " or ".join(t.__name__ for t in types[key])
-                raise AnirecError(f"{path}: '{key}' = {value!r} should be {wanted}.")
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return FinetuneConfig(**values)
+        doc = read_toml(path, missing="see finetune/*.toml for examples")
+        from_table(FinetuneConfig, doc.table, doc.locator(), base=cfg)
+    return override(cfg, overrides)
 
 
 # --------------------------------------------------------------------------- data

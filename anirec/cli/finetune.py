@@ -9,6 +9,7 @@ import typer
 
 from . import app
 from .. import training
+from .options import max_seq_length_option, plain, seed_option
 
 
 @app.command()
@@ -18,21 +19,21 @@ def finetune(
     catalog: Optional[str] = typer.Option(None, "--catalog", help="Catalog parquet from `anirec build`."),
     pairs: Optional[str] = typer.Option(None, "--pairs", help="Pairs parquet from `anirec pairs` (its split column gives train/validation)."),
     out: Optional[str] = typer.Option(None, "--out", help="Output folder (a sentence-transformers model + scores.json). Checkpoints live in OUT.partial while training."),
-    max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", help="Tokens per description (128/256/384/512); default: the base model's setting."),
-    epochs: Optional[float] = typer.Option(None, "--epochs", help="Epochs [1]."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Pairs per batch per device [16]."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate [2e-5]."),
-    warmup_ratio: Optional[float] = typer.Option(None, "--warmup-ratio", help="Share of steps for linear warm-up [0.1]."),
-    loss: Optional[str] = typer.Option(None, "--loss", help="cosine (reference CosineSimilarityLoss) | cosent | angle | mnrl (positive pairs, in-batch negatives) | cmnrl (cached mnrl: large batch, small memory; see --mini-batch-size) | gist (GISTEmbed: the frozen base model guides which in-batch negatives count) [cosine]."),
-    mini_batch_size: Optional[int] = typer.Option(None, "--mini-batch-size", help="cmnrl: texts per forward pass; memory, not the batch the loss sees [32]."),
+    max_seq_length: Optional[int] = max_seq_length_option("Tokens per description (128/256/384/512)."),
+    epochs: Optional[float] = typer.Option(None, "--epochs", help=plain("Epochs [1].")),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help=plain("Pairs per batch per device [16].")),
+    lr: Optional[float] = typer.Option(None, "--lr", help=plain("Peak learning rate [2e-5].")),
+    warmup_ratio: Optional[float] = typer.Option(None, "--warmup-ratio", help=plain("Share of steps for linear warm-up [0.1].")),
+    loss: Optional[str] = typer.Option(None, "--loss", help=plain("cosine (reference CosineSimilarityLoss) | cosent | angle | mnrl (positive pairs, in-batch negatives) | cmnrl (cached mnrl: large batch, small memory; see --mini-batch-size) | gist (GISTEmbed: the frozen base model guides which in-batch negatives count) [cosine].")),
+    mini_batch_size: Optional[int] = typer.Option(None, "--mini-batch-size", help=plain("cmnrl: texts per forward pass; memory, not the batch the loss sees [32].")),
     no_hard_negatives: bool = typer.Option(False, "--no-hard-negatives", help="mnrl/cmnrl/gist: ignore the negative pairs (label < 0) instead of training on (anchor, positive, negative) triplets."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for shuffling, sampling and init [42]."),
+    seed: Optional[int] = seed_option(None, plain("Seed for shuffling, sampling and init, 0..2^32-1 [42].")),
     eval_steps: Optional[float] = typer.Option(None, "--eval-steps", help="Also score the validation pairs every N steps (below 1: a share of the run). Default: before and after only."),
-    save_steps: Optional[float] = typer.Option(None, "--save-steps", help="Checkpoint every N steps (below 1: a share of the run) [0.1]."),
+    save_steps: Optional[float] = typer.Option(None, "--save-steps", help=plain("Checkpoint every N steps (below 1: a share of the run) [0.1].")),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after N optimizer steps (a time budget; overrides --epochs)."),
     max_train_pairs: Optional[int] = typer.Option(None, "--max-train-pairs", help="Train on a seeded random sample of N training pairs (a budget)."),
     max_eval_pairs: Optional[int] = typer.Option(None, "--max-eval-pairs", help="Score on a seeded random sample of N validation pairs (a budget)."),
-    precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16/fp16 on CUDA, fp32 on CPU) | fp32 | fp16 | bf16 [auto]."),
+    precision: Optional[str] = typer.Option(None, "--precision", help=plain("auto (bf16/fp16 on CUDA, fp32 on CPU) | fp32 | fp16 | bf16 [auto].")),
     resume: bool = typer.Option(False, "--resume", help="Continue the unfinished run in OUT.partial from its last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over: discard OUT.partial, replace OUT when done."),
     keep_checkpoints: bool = typer.Option(False, "--keep-checkpoints", help="Keep the last checkpoints in OUT/checkpoints (default: deleted when done)."),
