@@ -13,7 +13,7 @@ from ..embeddings import format_embed_summary, load_or_embed
 from ..export import FILES, FORMATS, export_embeddings, require_faiss
 from ..io import check_writable_output
 from ..models import DEFAULT_MODEL
-from .options import backend_option
+from .options import backend_option, max_seq_length_option
 from .recommend import CACHE_HELP, CATALOG_HELP, MODEL_HELP, MSL_HELP
 
 
@@ -23,7 +23,7 @@ def export(
     fmt: str = typer.Option("npy", "--format", help=f"One of: {', '.join(FORMATS)} (tsv = TensorBoard Embedding Projector files)."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", help=MODEL_HELP),
     catalog: Path = typer.Option(Path("catalog.parquet"), "--catalog", help=CATALOG_HELP),
-    max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", help=MSL_HELP),
+    max_seq_length: Optional[int] = max_seq_length_option(MSL_HELP),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_HELP),
     batch_size: int = typer.Option(32, "--batch-size", help="Descriptions per encoder batch (if not cached)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the encoding progress bar."),

@@ -15,6 +15,7 @@ from ..build import open_catalog
 from ..data import load_ratings, ratings_label, read_anime_ids, ratings_coverage
 from ..errors import AnirecError, warn
 from ..io import atomic_path, check_writable_output
+from .options import plain, seed_option
 
 
 def _write_pairs(pairs, dest: Path, meta: dict, columns: list[str]) -> None:
@@ -48,12 +49,12 @@ def pairs(
     test_size: Optional[float] = typer.Option(None, "--test-size", help="Share of rows held out as test (default 0.1)."),
     sample: Optional[int] = typer.Option(None, "--sample", help="Label only N random catalog pairs, drawn as the reference drew its 10,000."),
     max_pairs: Optional[int] = typer.Option(None, "--max-pairs", help="Keep at most N pairs, half positive and half negative (random)."),
-    seed: int = typer.Option(42, "--seed", help="Seed of the row split, the pair sample, --max-pairs and the validation split."),
+    seed: int = seed_option(42, "Seed of the row split, the pair sample, --max-pairs and the validation split."),
     validation_size: float = typer.Option(0.2, "--validation-size", help="Share of pairs (per sign) for validation (reference 0.2)."),
     split_out: Optional[Path] = typer.Option(None, "--split-out", help="Where to save the train/test split (default: next to --out, NAME.split.parquet)."),
     split: Optional[Path] = typer.Option(None, "--split", help="Reuse a saved split instead of making one (must come from the same ratings)."),
     exclude_anime: Optional[Path] = typer.Option(None, "--exclude-anime", help="File of MAL_IDs (one per line, e.g. from `anirec cold-anime`) that no pair may contain: keeps the cold-start anime unseen by fine-tuning."),
-    cf_method: Optional[str] = typer.Option(None, "--cf-method", help="--label cf: itemknn (cosine of promoter sets) or ease (EASE weights) [itemknn]."),
+    cf_method: Optional[str] = typer.Option(None, "--cf-method", help=plain("--label cf: itemknn (cosine of promoter sets) or ease (EASE weights) [itemknn].")),
     neighbors: Optional[int] = typer.Option(None, "--neighbors", help="--label cf: positives per anime, its top N CF neighbours [10]."),
     min_co_promoters: Optional[int] = typer.Option(None, "--min-co-promoters", help="--label cf: a neighbour needs at least this many users promoting both [3]."),
     lam: Optional[float] = typer.Option(None, "--lam", help="--label cf --cf-method ease: EASE's L2 weight lambda [200]."),

@@ -20,11 +20,11 @@ from ..embeddings import format_embed_summary, load_or_embed
 from ..models import DEFAULT_MODEL
 from ..recommend import Recommender, TitleIndex, user_ratings
 from ..serving import SCORE_COLUMN
-from .options import backend_option
+from .options import backend_option, max_seq_length_option
 
 MODEL_HELP = "Embedder: a name (looked up in ~/.cache/anirec/models, then the hub) or a sentence-transformers folder."
 CATALOG_HELP = "Catalog parquet written by `anirec build`."
-MSL_HELP = "Truncate descriptions to this many tokens (default: the model's own setting)."
+MSL_HELP = "Truncate descriptions to this many tokens."
 CACHE_HELP = "Embedding cache folder (default: $ANIREC_CACHE, else ~/.cache/anirec/embeddings)."
 
 
@@ -32,7 +32,7 @@ CACHE_HELP = "Embedding cache folder (default: $ANIREC_CACHE, else ~/.cache/anir
 def embed(
     model: str = typer.Option(DEFAULT_MODEL, "--model", help=MODEL_HELP),
     catalog: Path = typer.Option(Path("catalog.parquet"), "--catalog", help=CATALOG_HELP),
-    max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", help=MSL_HELP),
+    max_seq_length: Optional[int] = max_seq_length_option(MSL_HELP),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_HELP),
     batch_size: int = typer.Option(32, "--batch-size", help="Descriptions per encoder batch."),
     force: bool = typer.Option(False, "--force", help="Encode again even when the cache has these vectors."),
@@ -89,7 +89,7 @@ def recommend(
     k: int = typer.Option(10, "-k", "--top", help="How many recommendations."),
     pool: str = typer.Option("mean", "--pool", help="Several titles: 'mean' (cosine to their mean vector) or 'votes' (reference vote pooling)."),
     exclude_franchise: bool = typer.Option(False, "--exclude-franchise", help="Leave out titles sharing the query's base name (sequels, movies, spin-offs)."),
-    max_seq_length: Optional[int] = typer.Option(None, "--max-seq-length", help=MSL_HELP),
+    max_seq_length: Optional[int] = max_seq_length_option(MSL_HELP),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_HELP),
     batch_size: int = typer.Option(32, "--batch-size", help="Descriptions per encoder batch (first run only)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (for scripts) instead of a table."),
