@@ -42,6 +42,9 @@ def _recall(hits, n_rel, k):
 
 
 def _ndcg(hits, n_rel, k):
+    # ranks past the list and past every user's relevant count add nothing: k = 10**9 must not
+    # allocate 10**9 discounts (lists are at most the catalog long)
+    k = min(k, max(hits.shape[1], int(n_rel.max(initial=0))))
     discount = 1.0 / np.log2(np.arange(2, k + 2))
     dcg = (hits[:, :k] * discount[: hits[:, :k].shape[1]]).sum(axis=1)
     ideal = np.r_[0.0, np.cumsum(discount)][np.minimum(n_rel, k).astype(np.int64)]

@@ -9,7 +9,7 @@ Items are catalog rows (0 .. n_items-1). Users are rows of sparse (users x items
   is what each user liked (non-zero = promoted); ``exclude`` what must never come back
   (already rated; the liked items are always excluded); ``candidates`` the items that may
   be recommended (None: all). Returns (users x k) item rows, -1 where a method has fewer
-  than k items to offer, and their scores.
+  than k items to offer, and their scores (k at most the number of items).
 * ``similar_items(items, k, candidates)``: the k items most like each of ``items``.
 
 Most methods only define ``scores`` (a dense users x candidates block, -inf = cannot be
@@ -144,6 +144,7 @@ class Recommender:
             raise AnirecError(f"method {self.name!r} is not fitted: call fit() first.")
         if k < 1:
             raise AnirecError(f"k = {k}: must be at least 1.")
+        k = min(k, self.n_items)  # a list is never longer than the catalog (-k 10**12 must not allocate it)
         liked = as_user_items(user_items, self.n_items)
         blocked = (liked != 0).astype(np.float32)
         if exclude is not None:
@@ -172,6 +173,7 @@ class Recommender:
         if not self.n_items:
             raise AnirecError(f"method {self.name!r} is not fitted: call fit() first.")
         items = np.asarray(items, np.int64)
+        k = min(k, self.n_items)  # as in recommend
         cand = self._candidates(candidates)
         block = np.array(self.item_scores(items, cand), dtype=np.float32, copy=True)
         pos = np.full(self.n_items, -1, np.int64)

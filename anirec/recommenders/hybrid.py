@@ -70,6 +70,7 @@ def text_to_cf_mapping(item_rows, rated: np.ndarray, n_neighbors: int, power: fl
     """(items x len(rated)) weights: each item's ``n_neighbors`` nearest ``rated`` items by text
     (never itself), weight similarity ** power over (sum of weights + prior)."""
     find = sparse_neighbors if sp.issparse(item_rows) else dense_neighbors
+    n_neighbors = min(n_neighbors, len(rated))  # more than exist would only be -1 padding
     idx, val = find(item_rows, n_neighbors, np.asarray(rated, np.int64))
     n_items = idx.shape[0]
     pos = np.full(n_items, -1, np.int64)

@@ -49,7 +49,7 @@ class PooledRecommender(Recommender):
         memo = getattr(self, "_table_memo", None)
         if memo is not None and memo[0] == key:
             return memo[1]
-        n = self.params.n_neighbors
+        n = min(self.params.n_neighbors, len(candidates))  # more than exist would only be -1 padding
         if sp.issparse(self.item_rows):
             idx, val = sparse_neighbors(self.item_rows, n, candidates)
         else:
