@@ -221,6 +221,26 @@ def test_input_errors(tiny_model_path, toy, tmp_path, capsys):
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.parametrize("args, says", [
+    (["--seed", "-1"], "--seed -1: expected a seed between 0 and 4294967295"),
+    (["--seed", str(2**32)], "expected a seed"),
+    (["--lr", "inf"], "--lr inf: expected a finite number (not nan or inf)."),
+    (["--epochs", "nan"], "--epochs nan: expected a finite number"),
+    (["--warmup-ratio", "nan"], "not nan or inf"),
+])
+def test_bad_numbers_fail_before_any_output(tiny_model_path, toy, tmp_path, capsys, args, says):
+    """A seed numpy cannot take crashed after OUT.partial was made, which then blocked the next
+    valid run; lr = inf trained an all-NaN model. Both are one line now, before any output."""
+    catalog, pairs = toy
+    err = expect_user_error(capsys, "finetune", "--base", tiny_model_path, "--catalog", catalog, "--pairs", pairs,
+                            "--out", tmp_path / "m", "--max-steps", "1", "--no-progress", *args)
+    assert says in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no m, no m.partial
+    cfg = tmp_path / "ft.toml"
+    cfg.write_text("seed = -1\nlr = 2e-5\n")
+    assert f"{cfg} line 1: seed = -1: expected a seed" in expect_user_error(capsys, "finetune", "--config", cfg)
+
+
 def test_roberta_family_positions(minilm_path, toy, tmp_path, capsys):
     """distilroberta/mpnet reserve 2 of their 514 positions: 384 trains, 513 is refused naming 512.
     (A tiny random RoBERTa with MiniLM's tokenizer: the same code path as paraphrase-distilroberta-base-v1.)"""
