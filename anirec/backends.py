@@ -17,36 +17,88 @@ are done here with the underlying libraries directly:
 
 Everything around the transformer (tokenizer, batching, pooling, normalisation, the progress
 bar) stays sentence-transformers' own: only ``model[0].model`` is swapped for a module that
-calls the runtime. Exports live in ``<embedding cache>/backends/<name>-<fingerprint>/`` and
-are written atomically, so a second run (or another command) reuses them.
+calls the runtime. Exports live in ``<embedding cache>/backends/<name>-<fingerprint>/``
+(``anirec.cache.export_dir``) and are written atomically, so a second run (or another command)
+reuses them.
+
+This module also holds what every backend shares: the backend names and the check that the
+optional packages are installed, and the number of CPU threads the runtimes (torch included) use.
 """
 
 from __future__ import annotations
 
-import re
+import os
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from .cache import export_dir
 from .errors import AnirecError
 from .io import atomic_path
-from .models import EXPORT_FORMAT, cpu_threads
 
+BACKENDS = ("torch", "onnx", "onnx-int8", "openvino")
+BACKEND_HELP = ("Inference backend: torch (default), onnx, onnx-int8 (about 2x faster on a CPU) or openvino "
+                "(about 4x; bf16 where the CPU has it); the exported model is cached and reused. "
+                "onnx*/openvino need pip install 'anirec\\[onnx]' / 'anirec\\[openvino]'.")
+# backend -> (module it needs, the anirec extra that installs it)
+_BACKEND_NEEDS = {"onnx": ("onnxruntime", "onnx"), "onnx-int8": ("onnxruntime", "onnx"), "openvino": ("openvino", "openvino")}
 FILES = {"onnx": "model.onnx", "onnx-int8": "model-int8.onnx", "openvino": "model.onnx"}
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-def export_dir(resolved: str, cache_dir: str | Path | None = None) -> Path:
-    """Where the exported files of a model go: beside the embedding cache, keyed by its fingerprint."""
-    from .embeddings import default_cache_dir, model_fingerprint
+# --------------------------------------------------------------------------- names, extras, threads
 
-    cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-    fingerprint = model_fingerprint(resolved, cache_dir)
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(resolved).name or resolved)[:60]
-    digest = re.sub(r"[^A-Za-z0-9]+", "_", fingerprint)[-16:]
-    return cache_dir / "backends" / f"{name}-{digest}-v{EXPORT_FORMAT}"
+
+def check_backend(backend: str, where: str = "--backend") -> str:
+    """The one validation of a backend name; returns it (lower case)."""
+    value = str(backend).strip().lower()
+    if value not in BACKENDS:
+        raise AnirecError(f"{where} {backend!r}: unknown backend; choose one of {', '.join(BACKENDS)}.")
+    return value
+
+
+def require_backend(backend: str, where: str = "--backend") -> str:
+    """Check the name and that its optional packages are installed (before any slow work)."""
+    import importlib
+
+    backend = check_backend(backend, where)
+    if backend in _BACKEND_NEEDS:
+        module, extra = _BACKEND_NEEDS[backend]
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise AnirecError(f"{where} {backend} needs {module}, which is not installed: "
+                              f"pip install 'anirec[{extra}]'") from None
+    return backend
+
+
+def cpu_threads() -> int:
+    """Threads for encoding: $ANIREC_THREADS, else the CPUs this process may run on."""
+    value = os.environ.get("ANIREC_THREADS", "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise AnirecError(f"ANIREC_THREADS={value!r}: must be a positive whole number of threads.")
+        return int(value)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def set_threads() -> int:
+    """Use every allowed core for torch (the default can be 1 in containers and under some
+    launchers); called before any encoding. The ONNX/OpenVINO sessions read the same number."""
+    import torch
+
+    n = cpu_threads()
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
+# --------------------------------------------------------------------------- export
 
 
 def _transformer(model, name: str, backend: str):

@@ -13,9 +13,10 @@ import json
 import time
 from pathlib import Path
 
+from .backends import set_threads
 from .errors import AnirecError
 from .io import atomic_dir, check_writable_output
-from .models import not_found_message, resolve_model, set_threads
+from .models import not_found_message, resolve_model
 
 STATIC_EXTRA = "pip install 'anirec[static]'"
 

@@ -9,16 +9,15 @@ can never be served stale vectors:
 * the backend that ran the model (torch, onnx, onnx-int8, openvino: int8 vectors differ);
 * an order-sensitive hash of the descriptions (``anirec.io.hash_strings``).
 
-Hashing a 400 MB weights file takes seconds, so file hashes are memoised per
-(path, size, mtime) in ``fingerprints.json`` inside the cache folder. Entries are written
-atomically (vectors last), so an interrupted run leaves either a whole entry or none.
+The cache folder and the model fingerprint come from ``anirec.cache`` (the backends' exports
+share both). Entries are written atomically (vectors last), so an interrupted run leaves either
+a whole entry or none.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -27,14 +26,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .backends import check_backend
+from .cache import default_cache_dir, model_fingerprint
 from .errors import AnirecError, warn
-from .io import atomic_path, hash_file, hash_strings, write_text
-from .models import check_backend, load_model, resolve_model
+from .io import atomic_path, hash_strings, write_text
+from .models import load_model, resolve_model
 
 CACHE_FORMAT = 1  # bump when the entry layout changes: old entries then simply miss
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".json", ".txt", ".model")
-
-_file_hash_memo: dict[tuple[str, int, int], str] = {}
 
 
 @dataclass
@@ -56,69 +54,7 @@ class Embeddings:
         return int(self.vectors.shape[1])
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("ANIREC_CACHE") or "~/.cache/anirec/embeddings").expanduser()
-
-
 # --------------------------------------------------------------------------- model identity
-
-
-def _model_files(folder: Path) -> list[Path]:
-    """The files that define a sentence-transformers folder: the root and each module's folder
-    (non-recursive, so a stray checkpoints/ folder does not get hashed)."""
-    dirs = [folder]
-    modules = folder / "modules.json"
-    if modules.exists():
-        try:
-            dirs += [folder / m["path"] for m in json.loads(modules.read_text()) if m.get("path")]
-        except (ValueError, KeyError, TypeError):
-            pass
-    files = [f for d in dirs if d.is_dir() for f in d.iterdir() if f.is_file() and f.suffix in WEIGHT_SUFFIXES]
-    return sorted(set(files))
-
-
-def _memo_path(cache_dir: Path) -> Path:
-    return cache_dir / "fingerprints.json"
-
-
-def _file_sha256(path: Path, disk_memo: dict) -> str:
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    text_key = "|".join(map(str, key))
-    digest = _file_hash_memo.get(key) or disk_memo.get(text_key) or hash_file(path)
-    _file_hash_memo[key] = disk_memo[text_key] = digest
-    return digest
-
-
-def model_fingerprint(resolved: str, cache_dir: Path | None = None) -> str:
-    """sha256 over (relative name, sha256) of a local model's files; ``hub:<id>`` for hub ids."""
-    folder = Path(resolved)
-    if not folder.exists():
-        return f"hub:{resolved}"
-    if folder.is_file():
-        files, folder = [folder], folder.parent
-    else:
-        files = _model_files(folder)
-    if not files:
-        raise AnirecError(f"model folder {folder} holds no weights or config files. Pass a sentence-transformers folder.")
-    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-    memo_file = _memo_path(cache_dir)
-    try:
-        disk_memo = json.loads(memo_file.read_text()) if memo_file.exists() else {}
-    except (OSError, ValueError):
-        disk_memo = {}  # only a memo: a broken one costs re-hashing, and is rewritten below
-    if not isinstance(disk_memo, dict):
-        disk_memo = {}
-    before = len(disk_memo)
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f"{f.relative_to(folder)}\0{_file_sha256(f, disk_memo)}\n".encode())
-    if len(disk_memo) != before:
-        try:
-            write_text(json.dumps(disk_memo, indent=0, sort_keys=True), memo_file)
-        except OSError:
-            pass  # a read-only cache only costs re-hashing next time
-    return h.hexdigest()
 
 
 def _configured_max_seq_length(resolved: str) -> int | None:
@@ -221,7 +157,7 @@ def load_or_embed(
     backend: str = "torch",
 ) -> Embeddings:
     """Vectors for every catalog description, from the cache when the same inputs were seen.
-    ``backend``: see ``anirec.models.BACKENDS`` (part of the cache key)."""
+    ``backend``: see ``anirec.backends.BACKENDS`` (part of the cache key)."""
     start = time.perf_counter()
     backend = check_backend(backend)
     texts = _descriptions(catalog_df)

@@ -178,7 +178,7 @@ def _check_catalog(folder: Path, manifest: dict, catalog: pd.DataFrame) -> None:
 
 
 def _check_model(folder: Path, manifest: dict, model: str) -> None:
-    from .embeddings import model_fingerprint
+    from .cache import model_fingerprint
     from .models import resolve_model
 
     emb = manifest.get("embedding") or {}

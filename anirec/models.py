@@ -7,10 +7,10 @@ Resolution order for a name such as ``all-MiniLM-L6-v2``:
 3. the name as a Hugging Face hub id (a leading ``sentence-transformers/`` is stripped,
    sentence-transformers adds it back for its own models).
 
-Backends (``--backend``): ``torch`` runs the model as it is; ``onnx``, ``onnx-int8`` and
-``openvino`` run the same transformer exported once to ONNX (int8: dynamically quantized by
-ONNX Runtime; openvino: the ONNX file compiled by OpenVINO). The exported files are cached
-beside the embedding cache, keyed by the model's fingerprint, and reused.
+Backends (``--backend``, ``anirec.backends``): ``torch`` runs the model as it is; ``onnx``,
+``onnx-int8`` and ``openvino`` run the same transformer exported once to ONNX (int8: dynamically
+quantized by ONNX Runtime; openvino: the ONNX file compiled by OpenVINO). The exported files are
+cached beside the embedding cache, keyed by the model's fingerprint (``anirec.cache``), and reused.
 """
 
 from __future__ import annotations
@@ -18,18 +18,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .backends import require_backend, set_threads, use_backend
 from .errors import AnirecError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 HUB_PREFIX = "sentence-transformers/"
-
-BACKENDS = ("torch", "onnx", "onnx-int8", "openvino")
-BACKEND_HELP = ("Inference backend: torch (default), onnx, onnx-int8 (about 2x faster on a CPU) or openvino "
-                "(about 4x; bf16 where the CPU has it); the exported model is cached and reused. "
-                "onnx*/openvino need pip install 'anirec\\[onnx]' / 'anirec\\[openvino]'.")
-# backend -> (module it needs, the anirec extra that installs it)
-_BACKEND_NEEDS = {"onnx": ("onnxruntime", "onnx"), "onnx-int8": ("onnxruntime", "onnx"), "openvino": ("openvino", "openvino")}
-EXPORT_FORMAT = 2  # bump when the exported files change: old exports are then made again
 
 
 def models_dir() -> Path:
@@ -60,53 +53,6 @@ def not_found_message(name: str, reason: str = "") -> str:
     )
 
 
-def check_backend(backend: str, where: str = "--backend") -> str:
-    """The one validation of a backend name; returns it (lower case)."""
-    value = str(backend).strip().lower()
-    if value not in BACKENDS:
-        raise AnirecError(f"{where} {backend!r}: unknown backend; choose one of {', '.join(BACKENDS)}.")
-    return value
-
-
-def require_backend(backend: str, where: str = "--backend") -> str:
-    """Check the name and that its optional packages are installed (before any slow work)."""
-    import importlib
-
-    backend = check_backend(backend, where)
-    if backend in _BACKEND_NEEDS:
-        module, extra = _BACKEND_NEEDS[backend]
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            raise AnirecError(f"{where} {backend} needs {module}, which is not installed: "
-                              f"pip install 'anirec[{extra}]'") from None
-    return backend
-
-
-def cpu_threads() -> int:
-    """Threads for encoding: $ANIREC_THREADS, else the CPUs this process may run on."""
-    value = os.environ.get("ANIREC_THREADS", "").strip()
-    if value:
-        if not value.isdigit() or int(value) < 1:
-            raise AnirecError(f"ANIREC_THREADS={value!r}: must be a positive whole number of threads.")
-        return int(value)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-
-
-def set_threads() -> int:
-    """Use every allowed core for torch (the default can be 1 in containers and under some
-    launchers); called before any encoding. The ONNX/OpenVINO sessions read the same number."""
-    import torch
-
-    n = cpu_threads()
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
-    return n
-
-
 def load_model(name: str, max_seq_length: int | None = None, device: str | None = None,
                backend: str = "torch", cache_dir: str | Path | None = None):
     """Load a SentenceTransformer by name/path; errors name every place that was tried.
@@ -134,8 +80,6 @@ def load_model(name: str, max_seq_length: int | None = None, device: str | None 
     if max_seq_length is not None:
         set_max_seq_length(model, max_seq_length, name)
     if backend != "torch":
-        from .backends import use_backend
-
         use_backend(model, resolved, backend, cache_dir, name)
     return model
 

@@ -32,7 +32,8 @@ import numpy as np
 
 from benchlog import save, say  # noqa: E402  (first: sets the offline environment)
 
-from anirec.models import BACKENDS, cpu_threads, load_model, resolve_model  # noqa: E402
+from anirec.backends import BACKENDS, cpu_threads  # noqa: E402
+from anirec.models import load_model, resolve_model  # noqa: E402
 
 STATIC = "static"
 
@@ -43,7 +44,7 @@ def load() -> str:
 
 def available(backends: list[str]) -> list[str]:
     from anirec.errors import AnirecError
-    from anirec.models import require_backend
+    from anirec.backends import require_backend
 
     keep = []
     for b in backends:

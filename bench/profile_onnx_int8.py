@@ -23,8 +23,8 @@ import numpy as np
 
 import benchlog  # noqa: E402,F401  (first: sets the offline environment)
 
-from anirec.backends import exported_file  # noqa: E402
-from anirec.models import cpu_threads, load_model, resolve_model  # noqa: E402
+from anirec.backends import cpu_threads, exported_file  # noqa: E402
+from anirec.models import load_model, resolve_model  # noqa: E402
 
 
 def ort_profile(path: Path, feeds: dict, repeats: int) -> tuple[float, dict[str, float]]:

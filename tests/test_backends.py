@@ -10,6 +10,8 @@ import pytest
 
 from helpers import expect_user_error, run_cli
 
+from anirec import backends as B
+from anirec import cache
 from anirec import embeddings as E
 from anirec import models as M
 from anirec.errors import AnirecError
@@ -36,9 +38,9 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def test_backend_names_are_checked_in_one_place():
-    assert M.check_backend("ONNX-int8") == "onnx-int8"
+    assert B.check_backend("ONNX-int8") == "onnx-int8"
     with pytest.raises(AnirecError, match="choose one of torch, onnx, onnx-int8, openvino"):
-        M.check_backend("tensorrt")
+        B.check_backend("tensorrt")
 
 
 def test_unknown_backend_on_the_cli_is_one_line(catalog_file, tiny_model_path, tmp_path, capsys):
@@ -85,16 +87,16 @@ def test_threads_from_the_machine_with_an_override(monkeypatch):
     import os
 
     monkeypatch.delenv("ANIREC_THREADS", raising=False)
-    assert M.cpu_threads() == len(os.sched_getaffinity(0))
+    assert B.cpu_threads() == len(os.sched_getaffinity(0))
     monkeypatch.setenv("ANIREC_THREADS", "1")
     import torch
 
-    assert M.set_threads() == 1 and torch.get_num_threads() == 1
+    assert B.set_threads() == 1 and torch.get_num_threads() == 1
     monkeypatch.setenv("ANIREC_THREADS", "two")
     with pytest.raises(AnirecError, match="ANIREC_THREADS"):
-        M.cpu_threads()
+        B.cpu_threads()
     monkeypatch.setenv("ANIREC_THREADS", str(len(os.sched_getaffinity(0))))
-    M.set_threads()
+    B.set_threads()
 
 
 # --------------------------------------------------------------------------- onnx / openvino on the tiny model
@@ -117,17 +119,15 @@ def test_backend_vectors_match_torch(backend, rows, tiny_model_path, tmp_path):
 
 def test_cache_key_differs_per_backend_and_torch_keys_are_unchanged():
     args = ("/m", "fp", 256, "dh")
-    keys = {b: E.cache_key(*args, backend=b) for b in M.BACKENDS}
-    assert len(set(keys.values())) == len(M.BACKENDS)
+    keys = {b: E.cache_key(*args, backend=b) for b in B.BACKENDS}
+    assert len(set(keys.values())) == len(B.BACKENDS)
     assert keys["torch"] == E.cache_key(*args)  # caches made before backends existed still hit
 
 
 def test_export_is_cached_beside_the_embedding_cache_and_reused(tiny_model_path, tmp_path, monkeypatch, capsys):
     pytest.importorskip("onnxruntime")
-    from anirec import backends as B
-
     model = M.load_model(str(tiny_model_path), backend="onnx-int8", cache_dir=tmp_path)
-    folder = B.export_dir(str(tiny_model_path), tmp_path)
+    folder = cache.export_dir(str(tiny_model_path), tmp_path)
     assert folder.parent == tmp_path / "backends"
     assert (folder / "model.onnx").exists() and (folder / "model-int8.onnx").exists()
     assert "exporting" in capsys.readouterr().err
@@ -141,9 +141,7 @@ def test_export_is_cached_beside_the_embedding_cache_and_reused(tiny_model_path,
 
 def test_corrupt_export_is_a_clear_error(tiny_model_path, tmp_path, capsys):
     pytest.importorskip("onnxruntime")
-    from anirec import backends as B
-
-    folder = B.export_dir(str(tiny_model_path), tmp_path)
+    folder = cache.export_dir(str(tiny_model_path), tmp_path)
     folder.mkdir(parents=True)
     (folder / "model.onnx").write_bytes(b"not onnx")
     with pytest.raises(AnirecError, match="delete .* to export again"):

@@ -90,13 +90,15 @@ def test_changed_weights_invalidate(small_catalog, tiny_copy, tmp_path):
 
 
 def test_weight_hashes_are_memoised_on_disk(tiny_model_path, tmp_path, monkeypatch):
-    first = E.model_fingerprint(str(tiny_model_path), tmp_path)
+    from anirec import cache
+
+    first = cache.model_fingerprint(str(tiny_model_path), tmp_path)
     assert (tmp_path / "fingerprints.json").exists()
     # A new process (empty in-memory memo) must not hash the files again.
-    monkeypatch.setattr(E, "_file_hash_memo", {})
-    monkeypatch.setattr(E, "hash_file", lambda p: pytest.fail(f"re-hashed {p}"))
-    assert E.model_fingerprint(str(tiny_model_path), tmp_path) == first
-    assert E.model_fingerprint("some-org/some-hub-model", tmp_path) == "hub:some-org/some-hub-model"
+    monkeypatch.setattr(cache, "_file_hash_memo", {})
+    monkeypatch.setattr(cache, "hash_file", lambda p: pytest.fail(f"re-hashed {p}"))
+    assert cache.model_fingerprint(str(tiny_model_path), tmp_path) == first
+    assert cache.model_fingerprint("some-org/some-hub-model", tmp_path) == "hub:some-org/some-hub-model"
 
 
 def test_cache_dir_from_environment(small_catalog, tiny_model_path, tmp_path, monkeypatch):

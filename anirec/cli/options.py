@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from ..backends import BACKEND_HELP, require_backend
 from ..config import Seed, Tokens, coerce
-from ..models import BACKEND_HELP, require_backend
 
 
 def plain(text: str) -> str:

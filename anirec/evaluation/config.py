@@ -77,7 +77,7 @@ class EvalConfig:
     bootstrap: int = 1000
     compare_to: Paths = field(default_factory=list)  # methods every other one is compared with, paired per user
     max_seq_length: Tokens = None  # for text models without their own; None (or 0) = the model's own
-    backend: str = "torch"  # how models without their own `backend` run (anirec.models.BACKENDS)
+    backend: str = "torch"  # how models without their own `backend` run (anirec.backends.BACKENDS)
     cache_dir: str | None = None
     batch_size: int = 32
     source: str = ""  # the config file it came from

@@ -42,7 +42,7 @@ class TextParams(Params):
         if not 0.0 <= self.tfidf_weight <= 1.0:
             raise AnirecError(f"{where}: tfidf_weight must be between 0 and 1.")
         if self.model != TFIDF:  # an unknown backend or a missing extra fails before any work
-            from ..models import require_backend
+            from ..backends import require_backend
 
             require_backend(self.backend, f"{where}: backend")
 
