@@ -1,23 +1,20 @@
-"""The ``anirec`` command line: a thin typer layer over the Python API, one file per stage."""
+"""The ``anirec`` command line: a thin typer layer over the Python API, one file per stage.
+
+``app.py`` holds the typer app; each command module imports it and adds its commands; this
+package imports the command modules (which registers them, in the order ``anirec --help``
+lists them) and defines ``main``, the console entry point (``anirec.cli:main``): a user error
+(AnirecError) becomes one line on stderr and exit 2, Ctrl-C exit 130. Every import inside the
+CLI runs downward: this package -> command modules -> app.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
 
-import typer
-
 from ..errors import AnirecError
-
-app = typer.Typer(
-    name="anirec",
-    help="Anime recommendations from MyAnimeList data: collaborative filtering (EASE) where anime have ratings, "
-    "sentence embedders fine-tuned on what users liked (or TF-IDF) where they do not, and a hybrid of both.\n\n"
-    "Pipeline: build -> pairs -> finetune -> evaluate -> fit -> recommend (embed/export/distill for the text models).",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
+from . import build, export, recommend, pairs, finetune, evaluate, fit, distill  # noqa: F401  (registers the commands)
+from .app import app
 
 
 def _one_line(message: str) -> str:
@@ -59,13 +56,3 @@ def main(argv: list[str] | None = None) -> None:
         if eof is not None:
             raise eof from None  # a bug: show where it happened instead of "Aborted!"
         raise
-
-
-# Register the subcommands (each module adds its commands to ``app``).
-from . import build  # noqa: E402,F401
-from . import export, recommend  # noqa: E402,F401
-from . import pairs  # noqa: E402,F401
-from . import finetune  # noqa: E402,F401
-from . import evaluate  # noqa: E402,F401
-from . import fit  # noqa: E402,F401
-from . import distill  # noqa: E402,F401

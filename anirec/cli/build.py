@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from . import app
+from .app import app
 from .. import build as build_stage, demo as demo_stage
 from ..io import check_writable_output
 

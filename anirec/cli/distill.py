@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from . import app
+from .app import app
 from ..models import DEFAULT_MODEL
 from .recommend import MODEL_HELP
 

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from . import app
+from .app import app
 from .. import evaluation as ev
 from ..config import override
 from .options import backend_option, max_seq_length_option, plain, seed_option

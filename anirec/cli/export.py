@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from . import app
+from .app import app
 from ..data import read_catalog
 from ..embeddings import format_embed_summary, load_or_embed
 from ..export import FILES, FORMATS, export_embeddings, require_faiss

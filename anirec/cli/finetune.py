@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from . import app
+from .app import app
 from .. import training
 from .options import max_seq_length_option, plain, seed_option
 

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from . import app
+from .app import app
 from .options import backend_option, max_seq_length_option, plain, seed_option
 from ..fitting import fit_to_folder, format_fit_summary, method_spec
 from ..recommenders import REGISTRY

@@ -9,7 +9,7 @@ from typing import List, Optional
 import numpy as np
 import typer
 
-from . import app
+from .app import app
 from .. import cf_pairs, labels
 from ..build import open_catalog
 from ..data import load_ratings, ratings_label, read_anime_ids, ratings_coverage

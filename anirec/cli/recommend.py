@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import typer
 
-from . import app
+from .app import app
 from .display import as_rich_text
 from ..data import load_ratings, ratings_label, read_catalog
 from ..descriptions import clean_text
