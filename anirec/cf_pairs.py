@@ -38,13 +38,13 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .baselines import itemknn_vectors, sparse_neighbors, tfidf_vectors
+from .co_ratings import OpinionColumns, listed_pair_counts, opinion_columns, pair_dot
 from .errors import AnirecError
 from .index import top_k_rows
-from .labels import PAIR_COLUMNS, PairsResult, _validation_split, agreement_from_counts, text_histogram
+from .labels import AGREEMENT_COLUMN, PAIR_COLUMNS, PairsResult, agreement_from_counts, validation_split
 from .recommenders.ease import check_ease_memory, ease_weights
 
 CF_METHODS = ("itemknn", "ease")
-AGREEMENT_COLUMN = "agreement_label"  # the reference label of a pair, where it exists (NaN elsewhere)
 CF_PAIR_COLUMNS = PAIR_COLUMNS + [AGREEMENT_COLUMN, "cf_score"]
 POSITIVE, NEGATIVE = 1.0, -1.0
 
@@ -88,18 +88,17 @@ class CFPairsConfig:
 class TrainOpinions:
     """Train opinions on the allowed anime that have a promoter: columns = ``anime_ids``."""
 
-    anime_ids: np.ndarray  # (n,) int64 sorted
-    opinions: sp.csc_matrix  # (users x n) int8: +1 promoter, -1 detractor
-    promoted: sp.csc_matrix  # (users x n) float32: 1 where promoter
+    columns: OpinionColumns  # +1 promoter / -1 detractor (what the co-rating counts read)
+    promoted: sp.csc_matrix  # (users x n) float32: 1 where promoter (what the neighbours read)
     n_promoting_users: int
+
+    @property
+    def anime_ids(self) -> np.ndarray:
+        return self.columns.anime_ids
 
     @property
     def promoters(self) -> np.ndarray:
         return np.diff(self.promoted.indptr).astype(np.int64)
-
-    @property
-    def rows(self) -> np.ndarray:
-        return np.diff(self.opinions.indptr).astype(np.int64)
 
 
 def train_opinions(split_frame: pd.DataFrame, allowed_ids) -> TrainOpinions:
@@ -107,40 +106,9 @@ def train_opinions(split_frame: pd.DataFrame, allowed_ids) -> TrainOpinions:
     train = split_frame[(split_frame["split"].astype(str) == "train").to_numpy()]
     train = train[np.isin(train["anime_id"].to_numpy(np.int64), np.asarray(allowed_ids, np.int64))]
     promoted_ids = np.unique(train.loc[train["opinion"].to_numpy() > 0, "anime_id"].to_numpy(np.int64))
-    train = train[np.isin(train["anime_id"].to_numpy(np.int64), promoted_ids)]
-    users, user_codes = np.unique(train["user_id"].to_numpy(np.int64), return_inverse=True)
-    cols = np.searchsorted(promoted_ids, train["anime_id"].to_numpy(np.int64))
-    op = train["opinion"].to_numpy(np.int8)
-    shape = (len(users), len(promoted_ids))
-    opinions = sp.csc_matrix((op, (user_codes, cols)), shape=shape, dtype=np.int8)
-    if opinions.nnz != len(train):
-        raise AnirecError(f"ratings: {len(train) - opinions.nnz:,} repeated (user_id, anime_id) train rows. "
-                          "Keep one rating per user and anime, then run again.")
-    promoted = (opinions > 0).astype(np.float32).tocsc()
-    n_promoting = int(len(np.unique(user_codes[op > 0])))
-    return TrainOpinions(promoted_ids, opinions, promoted, n_promoting)
-
-
-def pair_dot(columns: sp.csc_matrix, a: np.ndarray, b: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """sum over users of columns[:, a] * columns[:, b] for each pair, in chunks of pairs (memory
-    stays bounded however many pairs and users; the dtype of ``columns`` is kept)."""
-    out = np.zeros(len(a), columns.dtype)
-    for s in range(0, len(a), chunk):
-        prod = columns[:, a[s:s + chunk]].multiply(columns[:, b[s:s + chunk]])
-        out[s:s + chunk] = np.asarray(prod.sum(axis=0)).ravel()
-    return out
-
-
-def co_rating_counts(t: TrainOpinions, a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
-    """both_promote, disagree, co_raters and support of each pair (a, b column positions), with the
-    same encoding as labels.pair_counts: X = P + K D, so X_a . X_b = pp + K (pd + dp) + K^2 dd."""
-    k = np.int64(t.opinions.shape[0] + 1)  # every count is below K, and K^3 < 2^63 for < 2M users
-    x = t.opinions.astype(np.int64)
-    x.data = np.where(x.data > 0, np.int64(1), k)
-    rest, both = np.divmod(pair_dot(x, a, b), k)
-    dd, disagree = np.divmod(rest, k)
-    rows = t.rows
-    return {"both_promote": both, "disagree": disagree, "co_raters": both + disagree + dd, "support": rows[a] + rows[b]}
+    columns = opinion_columns(train[np.isin(train["anime_id"].to_numpy(np.int64), promoted_ids)])
+    promoted = (columns.opinions > 0).astype(np.float32).tocsc()
+    return TrainOpinions(columns, promoted, int(len(np.unique(promoted.indices))))
 
 
 # --------------------------------------------------------------------------- neighbours
@@ -247,7 +215,7 @@ def label_cf_pairs(split_frame: pd.DataFrame, catalog: pd.DataFrame, cfg: CFPair
     i = np.r_[pos["i"].to_numpy(), neg["i"].to_numpy()].astype(np.int64)
     j = np.r_[pos["j"].to_numpy(), neg["j"].to_numpy()].astype(np.int64)
     is_pos = np.r_[np.ones(len(pos), bool), np.zeros(len(neg), bool)]
-    counts = co_rating_counts(t, i, j)
+    counts = listed_pair_counts(t.columns, i, j)
     agreement = agreement_from_counts(counts["both_promote"], counts["disagree"])
     agreement_ok = (counts["both_promote"] > 0) & (counts["disagree"] > 0) & (counts["support"] >= cfg.min_support)
     pairs = pd.DataFrame({
@@ -257,7 +225,7 @@ def label_cf_pairs(split_frame: pd.DataFrame, catalog: pd.DataFrame, cfg: CFPair
         AGREEMENT_COLUMN: np.where(agreement_ok, agreement, np.nan).astype(np.float32),
         "cf_score": np.r_[pos["score"].to_numpy(), neg["score"].to_numpy()].astype(np.float32),
     })
-    pairs["split"] = _validation_split(is_pos, cfg.validation_size, cfg.seed)
+    pairs["split"] = validation_split(is_pos, cfg.validation_size, cfg.seed)
     pairs = pairs.sort_values(["anime_a", "anime_b"], kind="stable").reset_index(drop=True)[CF_PAIR_COLUMNS]
     funnel["catalog_anime_in_a_pair"] = int(len(np.unique(np.r_[pairs["anime_a"], pairs["anime_b"]])))
     funnel["catalog_anime_in_a_positive"] = int(len(np.unique(np.r_[pos["i"], pos["j"]])))
@@ -268,22 +236,3 @@ def label_cf_pairs(split_frame: pd.DataFrame, catalog: pd.DataFrame, cfg: CFPair
     funnel["validation_with_agreement_label"] = int(val_rows[AGREEMENT_COLUMN].notna().sum())
     scores = pairs[AGREEMENT_COLUMN].to_numpy()
     return PairsResult(pairs=pairs, funnel=funnel, scores=scores[np.isfinite(scores)], config=cfg)
-
-
-def format_cf_summary(result: PairsResult) -> str:
-    f, cfg = result.funnel, result.config
-    how = "cosine of promoter sets" if cfg.method == "itemknn" else f"EASE weight (lambda {cfg.lam:g})"
-    lines = [
-        f"cf       {cfg.method}: top {cfg.neighbors} neighbours by {how}, >= {cfg.min_co_promoters} co-promoters, train rows only",
-        f"anime    {f['anime_in_catalog']:>12,} allowed catalog anime, {f['catalog_anime_with_promoters']:,} with a train promoter, "
-        f"{f['anime_with_a_neighbor']:,} with a CF neighbour",
-        f"covered  {f['catalog_anime_in_a_pair']:>12,} catalog anime in at least one pair "
-        f"({f['catalog_anime_in_a_positive']:,} in a positive)",
-        f"pairs    {f['positives']:>12,} positive (label {POSITIVE:g}), {f['negatives']:,} hard negative (label {NEGATIVE:g})"
-        + (f" for {f['anchors_with_hard_negatives']:,} anime" if "anchors_with_hard_negatives" in f else ""),
-        f"         {f['pairs_with_agreement_label']:>12,} with a reference agreement label (support >= {cfg.min_support}, "
-        f"both outcomes); {f['validation_with_agreement_label']:,} of the {f['validation']:,} validation pairs",
-        "agreement labels of the CF pairs:",
-        text_histogram(result.scores, -1.0, 1.0),
-    ]
-    return "\n".join(lines)

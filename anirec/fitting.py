@@ -15,8 +15,8 @@ from .data import load_ratings, ratings_label, read_catalog
 from .errors import AnirecError
 from .fitted import check_replaceable, save_fitted
 from .interactions import opinions_on_catalog, user_items
-from .labels import ratings_fingerprint
 from .recommenders import Recommender, make, method_class
+from .split import ratings_fingerprint
 
 
 @dataclass

@@ -14,7 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .index import rows_of_ids
-from .labels import to_opinions
+from .opinions import to_opinions
 
 
 def user_item_matrix(rows: np.ndarray, cols: np.ndarray, values, shape: tuple[int, int]) -> sp.csr_matrix:

@@ -24,7 +24,7 @@ from .data import read_catalog
 from .embeddings import Embeddings, load_or_embed, normalize
 from .errors import AnirecError
 from .index import pool_for_users, rows_of_ids, top_k_rows
-from .labels import PROMOTER_MIN
+from .opinions import PROMOTER_MIN
 
 FUZZY_MIN = 86  # rapidfuzz WRatio (0-100) a fuzzy title match must reach
 UNKNOWN = {"", "unknown", "nan", "none"}

@@ -46,7 +46,7 @@ from .config import Seed, Tokens, from_table, override, read_toml
 from .data import read_catalog
 from .errors import AnirecError, warn
 from .io import atomic_dir, check_writable_output, hash_file, hash_strings, write_text
-from .labels import check_pairs_split
+from .split import check_pairs_split
 from .models import load_model, resolve_model
 
 LOSSES = {

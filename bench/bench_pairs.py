@@ -103,7 +103,9 @@ def peak_mb() -> float:
 
 def child(ratings_path: Path, ref_pairs: int, seed: int) -> None:
     from anirec import labels
+    from anirec.co_ratings import pair_counts
     from anirec.data import load_ratings
+    from anirec.split import make_split, save_split, train_rows
 
     times = {}
     t0 = t = time.perf_counter()
@@ -119,15 +121,15 @@ def child(ratings_path: Path, ref_pairs: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     all_anime = np.unique(ratings["anime_id"].to_numpy())
     catalog_ids = np.sort(rng.choice(all_anime, int(len(all_anime) * 0.92), replace=False))  # 8% lack a description
-    split = labels.make_split(ratings)
+    split = make_split(ratings)
     lap("opinions + filter + split + fingerprint")
-    train = labels.train_rows(split)
-    counts = labels.pair_counts(train)
+    train = train_rows(split)
+    counts = pair_counts(train)
     lap("pair counts (sparse products)")
     result = labels.label_pairs(counts, catalog_ids)
     lap("labels (all pairs)")
     with tempfile.TemporaryDirectory() as tmp:
-        labels.save_split(split.frame, Path(tmp) / "pairs.split.parquet", split.meta)
+        save_split(split.frame, Path(tmp) / "pairs.split.parquet", split.meta)
         result.pairs.to_parquet(Path(tmp) / "pairs.parquet")
     lap("write split + pairs")
     total = time.perf_counter() - t0

@@ -33,7 +33,7 @@ from anirec.build import build_catalog  # noqa: E402
 from anirec.data import load_ratings  # noqa: E402
 from anirec.fitted import load_fitted  # noqa: E402
 from anirec.interactions import opinions_on_catalog, user_items  # noqa: E402
-from anirec.labels import PROMOTER_MIN  # noqa: E402
+from anirec.opinions import PROMOTER_MIN  # noqa: E402
 from anirec.serving import FittedQueries  # noqa: E402
 
 MINILM = "all-MiniLM-L6-v2"

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anirec import cf_pairs, labels
+from anirec import cf_pairs
+from anirec.split import load_split
 from helpers import expect_user_error, run_cli
 
 WORDS = "starship galaxy robot laser orbit bakery recipe noodle kitchen dumpling school summer festival".split()
@@ -132,7 +133,7 @@ def test_cli_stacks_rating_sets(tmp_path, capsys):
     assert code == 0, err
     assert "from 6 users" in stdout and "2 catalog anime in at least one pair" in stdout
     assert pair_set(pd.read_parquet(out)) == {(1, 2)}
-    split, meta = labels.load_split(out.with_name("both.split.parquet"))
+    split, meta = load_split(out.with_name("both.split.parquet"))
     assert set(split["user_id"]) == {1, 2, 1001, 1002}  # passives (8) dropped
 
 

@@ -194,7 +194,7 @@ def test_holdout_quota_and_no_leak():
 
 def test_cold_start_never_leaks(mal_dir, mal_catalog):
     from anirec.data import load_ratings
-    from anirec.labels import to_opinions
+    from anirec.opinions import to_opinions
 
     catalog, _ = mal_catalog
     ids = catalog["MAL_ID"].to_numpy()
@@ -239,7 +239,7 @@ def test_drop_anime_and_pairs_check(tmp_path, capsys):
 def eval_inputs(mal_dir, mal_catalog, tmp_path_factory):
     """A small slice of the shared data: the 300 most rated catalog anime, 150 users, a saved split."""
     from anirec.data import load_ratings
-    from anirec.labels import make_split, save_split
+    from anirec.split import make_split, save_split
 
     catalog, _ = mal_catalog
     d = tmp_path_factory.mktemp("evaldata")
@@ -438,7 +438,7 @@ def test_mixed_protocol_hides_new_anime_from_fitting_but_offers_them():
 def test_rows_any_fine_tuned_model_learnt_from_are_protected(eval_inputs, tmp_path, capsys):
     """The train rows of each listed pairs file's own split are never held out, even without --split."""
     from anirec.evaluation.runner import load_inputs
-    from anirec.labels import load_split
+    from anirec.split import load_split
 
     d = eval_inputs
     code, _, err = run_cli(capsys, "pairs", "--ratings", d / "ratings.parquet", "--catalog", d / "catalog.parquet",

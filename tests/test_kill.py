@@ -40,7 +40,7 @@ def check_catalog(out: Path) -> str:
 def check_pairs(out: Path) -> str:
     """Both files complete when present; pairs and split either agree or the readers refuse them."""
     from anirec.errors import AnirecError
-    from anirec.labels import check_pairs_split, load_split
+    from anirec.split import check_pairs_split, load_split
     from anirec.training import read_pairs
 
     pairs, split = out / "pairs.parquet", out / "pairs.split.parquet"

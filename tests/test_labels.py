@@ -1,4 +1,4 @@
-"""Pair labels: opinions, popularity filter, split, all-pairs counts vs the reference's per-pair scan."""
+"""Pair labels: opinions, popularity filter, split, all-pairs co-rating counts vs the reference's per-pair scan."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from anirec import labels
+from anirec.co_ratings import PairCounts, pair_counts
 from anirec.errors import AnirecError
+from anirec.opinions import filter_popular, popularity_threshold, to_opinions
+from anirec.split import SPLIT_COLUMNS, load_split, ratings_fingerprint, save_split, split_ratings
 from helpers import expect_user_error, run_cli
 
 
@@ -57,10 +60,10 @@ rating_rows = st.lists(
 @settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=rating_rows, min_support=st.integers(0, 12), user_chunk=st.sampled_from([1, 3, 1 << 17]))
 def test_all_pairs_match_the_per_pair_reference(rows, min_support, user_chunk):
-    opinions = labels.to_opinions(ratings_frame(rows))
+    opinions = to_opinions(ratings_frame(rows))
     if opinions["anime_id"].nunique() < 2:
         return
-    counts = labels.pair_counts(opinions, user_chunk=user_chunk)
+    counts = pair_counts(opinions, user_chunk=user_chunk)
     ids = counts.anime_ids
     # thresholds 0/0: every labelled pair lands in the output (agreement labels are never 0)
     cfg = labels.PairsConfig(min_support=min_support, positive=0.0, negative=0.0, validation_size=0.0)
@@ -83,7 +86,7 @@ def test_all_pairs_match_the_per_pair_reference(rows, min_support, user_chunk):
 def test_counts_hand_checked():
     # users 0-3 on anime 10 and 20: (P,P) (P,D) (D,P) (D,D); user 4 only rates 10.
     rows = [(0, 10, 9), (0, 20, 10), (1, 10, 9), (1, 20, 3), (2, 10, 2), (2, 20, 9), (3, 10, 1), (3, 20, 1), (4, 10, 10)]
-    c = labels.pair_counts(labels.to_opinions(ratings_frame(rows)))
+    c = pair_counts(to_opinions(ratings_frame(rows)))
     assert list(c.anime_ids) == [10, 20]
     assert (c.both_promote[0, 1], c.disagree[0, 1], c.co_raters[0, 1]) == (1, 2, 4)
     assert list(c.rows) == [5, 4] and c.support()[0, 1] == 9
@@ -93,9 +96,9 @@ def test_counts_hand_checked():
 
 
 def test_repeated_ratings_are_refused():
-    df = labels.to_opinions(ratings_frame([(0, 1, 9), (0, 1, 10), (1, 1, 2)]))
+    df = to_opinions(ratings_frame([(0, 1, 9), (0, 1, 10), (1, 1, 2)]))
     with pytest.raises(AnirecError, match="repeated"):
-        labels.pair_counts(df)
+        pair_counts(df)
 
 
 # --------------------------------------------------------------------------- opinions, filter, split
@@ -103,80 +106,80 @@ def test_repeated_ratings_are_refused():
 
 def test_opinions_map_and_drop_passives():
     df = ratings_frame([(0, 1, r) for r in range(1, 11)])
-    all_ = labels.to_opinions(df, keep_passives=True)
+    all_ = to_opinions(df, keep_passives=True)
     assert all_["opinion"].tolist() == [-1] * 6 + [0, 0] + [1, 1]
-    kept = labels.to_opinions(df)
+    kept = to_opinions(df)
     assert kept["rating"].tolist() == [1, 2, 3, 4, 5, 6, 9, 10] and (kept["opinion"] != 0).all()
-    custom = labels.to_opinions(df, promoter_min=8, passive_min=5, keep_passives=True)
+    custom = to_opinions(df, promoter_min=8, passive_min=5, keep_passives=True)
     assert custom["opinion"].tolist() == [-1] * 4 + [0] * 3 + [1] * 3
     with pytest.raises(AnirecError, match="passive_min"):
-        labels.to_opinions(df, promoter_min=6, passive_min=7)
+        to_opinions(df, promoter_min=6, passive_min=7)
 
 
 def test_popularity_filter_matches_the_reference_quantile():
     rng = np.random.default_rng(0)
     n = 3000
-    df = labels.to_opinions(ratings_frame(np.c_[rng.integers(0, 400, n), rng.zipf(1.6, n) % 200, rng.integers(1, 11, n)]))
+    df = to_opinions(ratings_frame(np.c_[rng.integers(0, 400, n), rng.zipf(1.6, n) % 200, rng.integers(1, 11, n)]))
     df = df.drop_duplicates(["user_id", "anime_id"]).reset_index(drop=True)
     ref_counts = df.groupby("anime_id").count()["rating"]
     ref_threshold = ref_counts.quantile(0.9)
     ref_keep = ref_counts[ref_counts >= ref_threshold].index
-    assert labels.popularity_threshold(df, 0.9) == ref_threshold
-    out = labels.filter_popular(df, 0.9)
+    assert popularity_threshold(df, 0.9) == ref_threshold
+    out = filter_popular(df, 0.9)
     assert set(out["anime_id"]) == set(ref_keep)
     assert len(out) == int(df["anime_id"].isin(ref_keep).sum())
     # an absolute minimum raises the bar; quantile 0 / None keeps every anime
     floor = int(ref_threshold) + 20
-    big = labels.filter_popular(df, 0.9, min_count=floor)
+    big = filter_popular(df, 0.9, min_count=floor)
     assert set(big["anime_id"]) == set(ref_counts[ref_counts >= floor].index)
     assert big["anime_id"].nunique() < len(ref_keep)
-    assert len(labels.filter_popular(df, None)) == len(df)
+    assert len(filter_popular(df, None)) == len(df)
     with pytest.raises(AnirecError, match="quantile"):
-        labels.filter_popular(df, 1.5)
+        filter_popular(df, 1.5)
 
 
 def test_split_matches_reference_shuffle_and_is_deterministic():
     rng = np.random.default_rng(1)
-    df = labels.to_opinions(ratings_frame(np.c_[np.arange(1000), rng.integers(0, 50, 1000), rng.integers(1, 11, 1000)]))
-    a, b = labels.split_ratings(df, 0.1, 42), labels.split_ratings(df, 0.1, 42)
+    df = to_opinions(ratings_frame(np.c_[np.arange(1000), rng.integers(0, 50, 1000), rng.integers(1, 11, 1000)]))
+    a, b = split_ratings(df, 0.1, 42), split_ratings(df, 0.1, 42)
     assert a["split"].equals(b["split"])
     # the reference: np.split(df.sample(frac=1, random_state=42), [int(.9 * len(df))])
     shuffled = df.sample(frac=1, random_state=42)
     ref_train = set(shuffled.index[: int(0.9 * len(df))])
     assert set(np.flatnonzero(a["split"] == "train")) == ref_train
     assert (a["split"] == "test").sum() == len(df) - int(0.9 * len(df))
-    assert not a["split"].equals(labels.split_ratings(df, 0.1, 7)["split"])
+    assert not a["split"].equals(split_ratings(df, 0.1, 7)["split"])
 
 
 def test_save_load_split_roundtrip(tmp_path):
-    df = labels.split_ratings(labels.to_opinions(ratings_frame([(u, a, (u + a) % 10 + 1) for u in range(20) for a in range(5)])))
+    df = split_ratings(to_opinions(ratings_frame([(u, a, (u + a) % 10 + 1) for u in range(20) for a in range(5)])))
     meta = {"ratings_hash": "abc", "params": {"seed": 42}}
-    labels.save_split(df, tmp_path / "s.parquet", meta)
-    back, meta2 = labels.load_split(tmp_path / "s.parquet")
+    save_split(df, tmp_path / "s.parquet", meta)
+    back, meta2 = load_split(tmp_path / "s.parquet")
     assert meta2 == meta
-    assert back[labels.SPLIT_COLUMNS].astype({"split": str}).equals(df[labels.SPLIT_COLUMNS].astype({"split": str}))
+    assert back[SPLIT_COLUMNS].astype({"split": str}).equals(df[SPLIT_COLUMNS].astype({"split": str}))
     assert back["user_id"].dtype == np.int32 and back["opinion"].dtype == np.int8
     df.to_parquet(tmp_path / "plain.parquet")
     with pytest.raises(AnirecError, match="not an anirec split file"):
-        labels.load_split(tmp_path / "plain.parquet")
+        load_split(tmp_path / "plain.parquet")
 
 
 def test_ratings_fingerprint():
     df = ratings_frame([(1, 2, 3), (4, 5, 6)])
-    assert labels.ratings_fingerprint(df) == labels.ratings_fingerprint(df.astype(np.int64))
+    assert ratings_fingerprint(df) == ratings_fingerprint(df.astype(np.int64))
     changed = df.copy()
     changed.loc[1, "rating"] = 7
-    assert labels.ratings_fingerprint(df) != labels.ratings_fingerprint(changed)
-    assert labels.ratings_fingerprint(df) != labels.ratings_fingerprint(df.iloc[::-1])
+    assert ratings_fingerprint(df) != ratings_fingerprint(changed)
+    assert ratings_fingerprint(df) != ratings_fingerprint(df.iloc[::-1])
 
 
 # --------------------------------------------------------------------------- label rules
 
 
-def counts_from(both, dis, co, rows, promoters, ids=None) -> labels.PairCounts:
+def counts_from(both, dis, co, rows, promoters, ids=None) -> PairCounts:
     n = len(rows)
     sym = lambda m: np.asarray(m, np.int32) + np.asarray(m, np.int32).T  # noqa: E731 (upper triangle given)
-    return labels.PairCounts(
+    return PairCounts(
         anime_ids=np.arange(1, n + 1, dtype=np.int64) if ids is None else np.asarray(ids, np.int64),
         both_promote=sym(both), disagree=sym(dis), co_raters=sym(co),
         rows=np.asarray(rows, np.int32), promoters=np.asarray(promoters, np.int32),
@@ -304,7 +307,7 @@ def test_cli_on_shared_data(mal_pairs, mal_catalog):
     assert set(pairs["anime_a"]) <= catalog_ids and set(pairs["anime_b"]) <= catalog_ids
     assert set(pairs["split"]) == {"train", "validation"}
     assert "positives" in out and "negatives" in out and "not in the catalog" in out
-    split, meta = labels.load_split(path.with_name("pairs.split.parquet"))
+    split, meta = load_split(path.with_name("pairs.split.parquet"))
     assert set(split["split"]) == {"train", "test"} and len(meta["ratings_hash"]) == 64
 
 
@@ -321,7 +324,7 @@ def test_cli_reuses_its_split(mal_pairs, mal_dir, mal_catalog, capsys, tmp_path)
 def test_cli_refuses_a_split_from_other_ratings(mal_pairs, mal_catalog, capsys, tmp_path):
     _, _, _, first = mal_pairs
     other = tmp_path / "other.csv"
-    rows = labels.load_split(first.with_name("pairs.split.parquet"))[0].head(500)
+    rows = load_split(first.with_name("pairs.split.parquet"))[0].head(500)
     rows[["user_id", "anime_id", "rating"]].to_csv(other, index=False)
     err = expect_user_error(capsys, "pairs", "--ratings", other, "--catalog", mal_catalog[1], "--out", tmp_path / "p.parquet",
                             "--split", first.with_name("pairs.split.parquet"))

@@ -192,14 +192,14 @@ def work_forbidden(monkeypatch):
     import anirec.build
     import anirec.cli.evaluate
     import anirec.cli.export
-    import anirec.cli.pairs
+    import anirec.pairs
     import anirec.evaluation
     import anirec.evaluation.runner
     import anirec.fitting
     import anirec.training
 
     monkeypatch.setattr(anirec.build, "load_catalog", _no_work)
-    monkeypatch.setattr(anirec.cli.pairs, "open_catalog", _no_work)
+    monkeypatch.setattr(anirec.pairs, "open_catalog", _no_work)
     monkeypatch.setattr(anirec.evaluation.runner, "load_inputs", _no_work)
     monkeypatch.setattr(anirec.evaluation, "_load_catalog", _no_work)  # what cold-anime calls
     monkeypatch.setattr(anirec.cli.export, "read_catalog", _no_work)
@@ -260,7 +260,7 @@ def test_read_only_folder_is_refused_up_front(tiny, tmp_path, capsys, work_forbi
 
 
 def test_pairs_whose_split_was_rewritten_are_refused(tiny, tiny_catalog, tiny_model_path, tmp_path, capsys, monkeypatch):
-    import anirec.cli.pairs
+    import anirec.pairs
 
     out = tmp_path / "pairs.parquet"
     make = ["pairs", "--ratings", tiny, "--catalog", tiny_catalog, "--out", out, *TINY_PAIRS_OPTIONS]
@@ -271,7 +271,7 @@ def test_pairs_whose_split_was_rewritten_are_refused(tiny, tiny_catalog, tiny_mo
         raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
-        m.setattr(anirec.cli.pairs, "_write_pairs", killed)
+        m.setattr(anirec.pairs, "write_pairs", killed)
         assert run_cli(capsys, *make, "--test-size", "0.3")[0] == 130
 
     for reader in (["finetune", "--base", tiny_model_path, "--catalog", tiny_catalog, "--pairs", out, "--out", tmp_path / "m"],
@@ -280,7 +280,7 @@ def test_pairs_whose_split_was_rewritten_are_refused(tiny, tiny_catalog, tiny_mo
         line = one_error_line(expect_user_error(capsys, *reader))
         assert f"{out}: made from another split than the one now at {tmp_path / 'pairs.split.parquet'}" in line
 
-    from anirec.labels import check_pairs_split
+    from anirec.split import check_pairs_split
 
     assert run_cli(capsys, *make, "--test-size", "0.3")[0] == 0  # running pairs again repairs both
     check_pairs_split(out)

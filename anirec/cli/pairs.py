@@ -1,34 +1,20 @@
-"""`anirec pairs`: labelled anime pairs from co-ratings (and the train/test split they came from)."""
+"""`anirec pairs`: labelled anime pairs from co-ratings (and the train/test split they came from).
+
+The options are parsed and checked here; the work is ``anirec.pairs.make_pairs``.
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import List, Optional
 
-import numpy as np
 import typer
 
 from .app import app
-from .. import cf_pairs, labels
-from ..build import open_catalog
-from ..data import load_ratings, ratings_label, read_anime_ids, ratings_coverage
-from ..errors import AnirecError, warn
-from ..io import atomic_path, check_writable_output
 from .options import plain, seed_option
-
-
-def _write_pairs(pairs, dest: Path, meta: dict, columns: list[str]) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.Table.from_pandas(pairs[columns], preserve_index=False)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), labels.META_KEY: json.dumps(meta).encode()})
-    with atomic_path(dest) as tmp:
-        pq.write_table(table, tmp)
-
-
-LABEL_CHOICES = (*labels.LABELS, "cf")
+from .. import cf_pairs, labels
+from ..errors import AnirecError
+from ..pairs import LABEL_CHOICES, SplitOptions, make_pairs
 
 
 @app.command()
@@ -86,87 +72,11 @@ def pairs(
             per_anime_quantile=per_anime_quantile, sample=sample, max_pairs=max_pairs,
             validation_size=validation_size, seed=seed,
         ).resolved()  # argument errors before any heavy loading
-    _pairs_run(ratings, catalog, out, config, split, split_out, exclude_anime, seed,
-               {"promoter_min": promoter_min, "passive_min": passive_min, "quantile": quantile,
-                "min_count": min_count, "test_size": test_size})
-
-
-def _pairs_run(ratings, catalog, out, config, split, split_out, exclude_anime, seed, split_args) -> None:
-    """Load, split, label (reference labels or CF neighbours), write: what every --label shares."""
-    if split and split_out:
-        raise typer.BadParameter("--split reuses a saved split; --split-out would write a new one. Give one of them.", param_hint="--split-out")
-    check_writable_output(out, "file", "--out")
-    split_target = None if split else (split_out or out.with_name(f"{out.stem}.split.parquet"))
-    if split_target is not None:
-        check_writable_output(split_target, "file", "--split-out")
-
-    catalog_frame = open_catalog(catalog)
-    catalog_ids = catalog_frame["MAL_ID"].to_numpy(np.int64)
-    if exclude_anime:
-        excluded = read_anime_ids(exclude_anime)
-        kept = ~np.isin(catalog_ids, excluded)
-        typer.echo(f"exclude  {int((~kept).sum()):>12,} catalog anime listed in {exclude_anime} (no pair may contain them)")
-        catalog_ids, catalog_frame = catalog_ids[kept], catalog_frame[kept]
-    table = load_ratings(ratings)
-    coverage = ratings_coverage(table, catalog_ids)
-    typer.echo(f"ratings  {coverage['ratings']:>12,} from {coverage['users']:,} users ({ratings_label(ratings)})")
-    if coverage["ratings_in_catalog"] == 0:
-        raise AnirecError(
-            f"{ratings_label(ratings)}: none of its {coverage['ratings']:,} ratings is on an anime of {catalog}. "
-            "Pass the catalog built from the same MAL data."
-        )
-
-    if split:
-        info = labels.reuse_split(split, table)
-        used = info.meta.get("params", {})
-        ignored = [f"--{k.replace('_', '-')}" for k, v in split_args.items() if v is not None and used.get(k) != v]
-        if ignored:
-            warn(f"{', '.join(ignored)} ignored: the split in {split} was made with {json.dumps(used)}.")
-    else:
-        # CF neighbours have their own support rule (--min-co-promoters), so by default the cf
-        # split keeps every rated anime instead of the reference's top 10% most rated.
-        popular_q = 0.0 if config.label == "cf" else 0.9
-        defaults = {"promoter_min": labels.PROMOTER_MIN, "passive_min": labels.PASSIVE_MIN, "quantile": popular_q, "min_count": None, "test_size": 0.1}
-        args = {k: (defaults[k] if v is None else v) for k, v in split_args.items()}
-        info = labels.make_split(table, seed=seed, **args)
-
-    if config.label == "cf":
-        result = cf_pairs.label_cf_pairs(info.frame, catalog_frame, config)
-        typer.echo(labels.format_split_summary(info))
-        typer.echo(cf_pairs.format_cf_summary(result))
-        columns = cf_pairs.CF_PAIR_COLUMNS
-        if len(result.pairs) == 0:
-            raise AnirecError(
-                f"no CF neighbour pair: {result.funnel['catalog_anime_with_promoters']:,} catalog anime have train promoters "
-                f"but no pair reaches {config.min_co_promoters} co-promoters. Lower --min-co-promoters or pass more ratings.")
-    else:
-        counts = labels.pair_counts(labels.train_rows(info), progress=True)
-        result = labels.label_pairs(counts, catalog_ids, config)
-        typer.echo(labels.format_summary(info, result))
-        columns = labels.PAIR_COLUMNS
-        if len(result.pairs) == 0:
-            f = result.funnel
-            raise AnirecError(
-                f"no pair is positive or negative: {f['candidate_pairs']:,} candidate pairs, "
-                f"{f[f'support>={config.min_support}']:,} with support >= {config.min_support}, {f['labelled']:,} labelled, "
-                f"0 beyond the thresholds. Lower --min-support/--min-co-raters or widen --positive/--negative."
-            )
-
-    split_path = None
-    if not info.reused:
-        split_path = split_target
-        labels.save_split(info.frame, split_path, info.meta)
-    # Two files, written one after the other: the pairs name their split by id, and every reader
-    # of pairs (labels.check_pairs_split) refuses them if a later split has replaced it.
-    meta = {
-        "config": {k: v for k, v in vars(config).items()},
-        "split": str(split or split_path), "ratings_hash": info.meta.get("ratings_hash"),
-        **labels.pairs_split_link(out, split or split_path, info.meta),
-        "ratings": ratings_label(ratings),
-        "funnel": result.funnel,
-        "excluded_anime": str(exclude_anime) if exclude_anime else None,
-    }
-    _write_pairs(result.pairs, out, meta, columns)
-    if split_path:
-        typer.echo(f"split    -> {split_path}")
-    typer.echo(f"pairs    {len(result.pairs):>12,} ({result.funnel['train']:,} train / {result.funnel['validation']:,} validation) -> {out}")
+    split_options = SplitOptions(promoter_min=promoter_min, passive_min=passive_min, quantile=quantile,
+                                 min_count=min_count, test_size=test_size)
+    made = make_pairs(ratings, catalog, out, config, split_options, split=split, split_out=split_out,
+                      exclude_anime=exclude_anime, echo=typer.echo)
+    if made.split_path:
+        typer.echo(f"split    -> {made.split_path}")
+    f = made.result.funnel
+    typer.echo(f"pairs    {len(made.result.pairs):>12,} ({f['train']:,} train / {f['validation']:,} validation) -> {made.pairs_path}")

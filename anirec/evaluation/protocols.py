@@ -37,7 +37,7 @@ from ..errors import AnirecError, warn
 from ..index import rows_of_ids
 from ..interactions import fit_matrix, user_rows_matrix
 from ..io import hash_strings
-from ..labels import check_pairs_split
+from ..split import check_pairs_split
 from .seeds import STREAM_COLD, STREAM_HOLDOUT, seeded_rng
 
 PROTOCOLS = ("reference", "holdout", "coldstart", "mixed")

@@ -79,7 +79,8 @@ class Inputs:
 def load_inputs(cfg: EvalConfig, protocols: list[str], echo=print) -> Inputs:
     """Catalog, split (reference protocol) and ratings (other protocols), mapped to catalog rows."""
     from ..data import load_ratings, ratings_label
-    from ..labels import load_split, pairs_split_path, ratings_fingerprint, to_opinions
+    from ..opinions import to_opinions
+    from ..split import load_split, pairs_split_path, ratings_fingerprint
 
     catalog, catalog_file_hash = _load_catalog(cfg.catalog)
     catalog_ids = catalog["MAL_ID"].to_numpy(np.int64)
