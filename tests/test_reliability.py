@@ -196,14 +196,14 @@ def work_forbidden(monkeypatch):
     import anirec.evaluation
     import anirec.evaluation.runner
     import anirec.fitting
-    import anirec.training
+    import anirec.training.data
 
     monkeypatch.setattr(anirec.build, "load_catalog", _no_work)
     monkeypatch.setattr(anirec.pairs, "open_catalog", _no_work)
     monkeypatch.setattr(anirec.evaluation.runner, "load_inputs", _no_work)
     monkeypatch.setattr(anirec.evaluation, "_load_catalog", _no_work)  # what cold-anime calls
     monkeypatch.setattr(anirec.cli.export, "read_catalog", _no_work)
-    monkeypatch.setattr(anirec.training, "read_pairs", _no_work)
+    monkeypatch.setattr(anirec.training.data, "read_pairs", _no_work)
     monkeypatch.setattr(anirec.fitting, "read_catalog", _no_work)
 
 
