@@ -339,3 +339,64 @@ def test_cf_config_runs_end_to_end(tiny_model_path, toy, tmp_path, capsys):
     s = json.loads((out / "scores.json").read_text())
     assert s["params"]["loss"] == "mnrl" and s["params"]["batch_size"] == 64 and s["steps"] == 2
     assert s["steps_per_second"] > 0
+
+
+# --------------------------------------------------------------------------- a run that diverged (issue 19, bug 5)
+
+
+def test_a_diverged_run_is_not_saved(tiny_model_path, toy, tmp_path, capsys):
+    """--lr 1e30 sends the weights to NaN (the loss too, from step 3): no model, one line naming
+    the step, exit 2, and no OUT.partial left to block the next run."""
+    catalog, pairs = toy
+    out = tmp_path / "m"
+    common = ["finetune", "--base", tiny_model_path, "--catalog", catalog, "--pairs", pairs, "--out", out, "--no-progress"]
+    err = expect_user_error(capsys, *common, "--lr", "1e30", "--max-steps", "4", "--save-steps", "2")
+    [line] = [line for line in err.splitlines() if line.startswith("anirec: error:")]  # (library bars aside)
+    assert "not a number" in line and "step 3" in line and "--lr" in line, line
+    assert not out.exists() and not (tmp_path / "m.partial").exists()
+    code, _, err = run_cli(capsys, *common, "--max-steps", "1", "--save-steps", "1000")  # a sane rate trains
+    assert code == 0, err
+    assert json.loads((out / "scores.json").read_text())["steps"] == 1
+
+
+def test_lr_inf_from_python_saves_no_model(tiny_model_path, toy, tmp_path):
+    """The loader refuses lr = inf (test_bad_numbers_fail_before_any_output); a FinetuneConfig made
+    in Python does not pass through it, and the run it starts diverges at step 2."""
+    from anirec.errors import AnirecError
+    from anirec.training import FinetuneConfig, finetune
+
+    catalog, pairs = toy
+    cfg = FinetuneConfig(base=str(tiny_model_path), catalog=str(catalog), pairs=str(pairs), out=str(tmp_path / "m"),
+                         lr=float("inf"), max_steps=3, save_steps=1000, show_progress=False)
+    with pytest.raises(AnirecError, match=r"training loss is not a number \(nan\) at step 2.*lr inf"):
+        finetune(cfg, echo=lambda *a: None)
+    assert not (tmp_path / "m").exists() and not (tmp_path / "m.partial").exists()
+
+
+def test_a_nan_loss_stops_the_run_at_once(tiny_model_path, toy, tmp_path):
+    """Weights that become NaN mid-run (what an overflow does): the run stops at the next logged
+    loss instead of training on, and nothing is saved."""
+    from transformers import TrainerCallback
+
+    from anirec.errors import AnirecError
+    from anirec.training import finetune, load_config
+
+    class Poison(TrainerCallback):  # step 3 leaves NaN weights behind, as a diverging update does
+        steps = 0
+
+        def on_step_end(self, args, state, control, model=None, **kw):
+            Poison.steps = state.global_step
+            if state.global_step == 3:
+                import torch
+
+                with torch.no_grad():
+                    for p in model.parameters():
+                        p.fill_(float("nan"))
+
+    catalog, pairs = toy
+    cfg = load_config(None, base=str(tiny_model_path), catalog=str(catalog), pairs=str(pairs), out=str(tmp_path / "m"),
+                      max_steps=40, save_steps=1000, show_progress=False)
+    with pytest.raises(AnirecError, match=r"not a number.*step [34]\b"):
+        finetune(cfg, callbacks=[Poison()], echo=lambda *a: None)
+    assert Poison.steps < 10, "the run trained on after its loss became NaN"
+    assert not (tmp_path / "m").exists() and not (tmp_path / "m.partial").exists()

@@ -8,11 +8,18 @@ GPUs under torchrun/accelerate (every process runs ``finetune``; only rank 0 tal
 ``finetune`` reads top to bottom: check the output folder and the settings, load and check the
 data (a bad file fails in a second, before any model is loaded), load the base model, score it,
 train, score again, then write OUT in one rename: the model, scores.json and its model card.
+
+A run that diverged is not a model. The training loss is watched as the Trainer logs it (its
+filter that would hide a NaN loss is off) and a loss that is not a number stops the run at once;
+a run whose loss, validation score (when it was a number before training) or weights are not
+numbers is refused in one line, and its OUT.partial removed: resuming it needs the same
+settings, so it would only diverge again.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -73,7 +80,8 @@ def finetune(cfg: FinetuneConfig, callbacks: list | None = None, echo=print) -> 
     if is_main:
         write_run(work, identity, before, before_seconds, cfg)
 
-    trainer = _trainer(cfg, model, work, train_dataset, evaluator, callbacks, precision)
+    watch = watch_loss()
+    trainer = _trainer(cfg, model, work, train_dataset, evaluator, [*(callbacks or []), watch], precision)
     start_step = checkpoint_step(resume_from) if resume_from is not None else 0
     if resume_from is not None:
         echo(f"resuming from {resume_from} (step {start_step})")
@@ -82,6 +90,7 @@ def finetune(cfg: FinetuneConfig, callbacks: list | None = None, echo=print) -> 
         return FinetuneResult(out, {"before": before, "after": None, "steps": int(trainer.state.global_step)})
 
     after, after_seconds = _timed_scores(evaluator, model)
+    refuse_diverged(watch, before, after, model, int(trainer.state.global_step), cfg, work)
     scores = _record(cfg, trainer, model, precision, data, before, after, start_step if resume_from else None,
                      {**timing, "eval_seconds": {"before": round(before_seconds, 2), "after": round(after_seconds, 2)}})
     _save(model, out, work, scores, cfg.keep_checkpoints, t_start)
@@ -133,7 +142,7 @@ def _timed_scores(evaluator, model) -> tuple[dict, float]:
     return scores, time.perf_counter() - t0
 
 
-def _trainer(cfg: FinetuneConfig, model, work: Path, train_dataset, evaluator, callbacks: list | None, precision: dict):
+def _trainer(cfg: FinetuneConfig, model, work: Path, train_dataset, evaluator, callbacks: list, precision: dict):
     import torch
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
@@ -155,6 +164,7 @@ def _trainer(cfg: FinetuneConfig, model, work: Path, train_dataset, evaluator, c
         save_total_limit=cfg.save_total_limit,
         logging_strategy="steps",
         logging_steps=0.02,  # about 50 loss lines per run, whatever its length
+        logging_nan_inf_filter=False,  # a NaN loss must show (WatchLoss stops the run), not be averaged away
         report_to="none",
         dataloader_pin_memory=torch.cuda.is_available(),
         use_cpu=not torch.cuda.is_available(),  # also makes torchrun on CPU real DDP (gloo), not N copies
@@ -227,3 +237,54 @@ def _save(model, out: Path, work: Path, scores: dict, keep_checkpoints: bool, t_
         if keep_checkpoints and (work / "checkpoints").is_dir():
             os.replace(work / "checkpoints", tmp / "checkpoints")  # last: nothing can fail after it
     shutil.rmtree(work, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- a run that diverged
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def watch_loss():
+    """A TrainerCallback that stops the run at the first logged training loss that is not a
+    number (NaN or inf: the weights have diverged, and every later step is wasted); its
+    ``bad_step`` and ``bad_loss`` say where."""
+    from transformers import TrainerCallback
+
+    class WatchLoss(TrainerCallback):
+        bad_step = bad_loss = None
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not _is_number(loss) and self.bad_step is None:
+                self.bad_step, self.bad_loss = state.global_step, loss
+                control.should_training_stop = True
+
+    return WatchLoss()
+
+
+def non_finite_weight(model) -> str | None:
+    """The name of the first parameter holding a NaN or inf, if any."""
+    import torch
+
+    for name, param in model.named_parameters():
+        if not bool(torch.isfinite(param).all()):
+            return name
+    return None
+
+
+def refuse_diverged(watch, before: dict, after: dict, model, steps: int, cfg: FinetuneConfig, work: Path) -> None:
+    """Raise (one line) if the run diverged, removing OUT.partial; nothing else happens then."""
+    if watch.bad_step is not None:
+        what = f"the training loss is not a number ({watch.bad_loss}) at step {watch.bad_step}"
+    elif _is_number(before["spearman_cosine"]) and not _is_number(after["spearman_cosine"]):
+        what = (f"the validation Spearman is not a number ({after['spearman_cosine']}) at step {steps} "
+                f"(it was {before['spearman_cosine']:.4f} before training)")
+    elif (name := non_finite_weight(model)) is not None:
+        what = f"weight {name} is not a number at step {steps}"
+    else:
+        return
+    shutil.rmtree(work, ignore_errors=True)
+    raise AnirecError(f"finetune: {what}: the run diverged (lr {cfg.lr:g}, precision {cfg.precision}). "
+                      f"No model was saved and {work} was removed. Lower --lr, then run again.")
