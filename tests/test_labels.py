@@ -1,4 +1,4 @@
-"""Pair labels: opinions, popularity filter, split, all-pairs co-rating counts vs the reference's per-pair scan."""
+"""Pair labels: opinions, popularity filter, split, co-rating counts (all pairs and listed pairs) vs the reference's per-pair scan."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from anirec import labels
-from anirec.co_ratings import PairCounts, pair_counts
+from anirec.co_ratings import PairCounts, listed_pair_counts, opinion_columns, pair_counts
 from anirec.errors import AnirecError
 from anirec.opinions import filter_popular, popularity_threshold, to_opinions
 from anirec.split import SPLIT_COLUMNS, load_split, ratings_fingerprint, save_split, split_ratings
@@ -70,12 +70,14 @@ def test_all_pairs_match_the_per_pair_reference(rows, min_support, user_chunk):
     result = labels.label_pairs(counts, ids, cfg)
     got = {(a, b): lab for a, b, lab in result.pairs[["anime_a", "anime_b", "label"]].itertuples(index=False)}
     support = counts.support()
-    for i, j in itertools.combinations(range(len(ids)), 2):
+    # the same counter asked for a list of pairs (what the CF pairs use) gives the same counts
+    listed = listed_pair_counts(opinion_columns(opinions), *np.triu_indices(len(ids), 1), user_chunk=user_chunk)
+    for k, (i, j) in enumerate(itertools.combinations(range(len(ids)), 2)):
         ref = reference_pair(opinions, int(ids[i]), int(ids[j]), min_support)
-        assert counts.both_promote[i, j] == counts.both_promote[j, i] == ref["both_promote"]
-        assert counts.disagree[i, j] == counts.disagree[j, i] == ref["disagree"]
-        assert counts.co_raters[i, j] == ref["co_raters"]
-        assert support[i, j] == ref["support"]
+        assert counts.both_promote[i, j] == counts.both_promote[j, i] == ref["both_promote"] == listed["both_promote"][k]
+        assert counts.disagree[i, j] == counts.disagree[j, i] == ref["disagree"] == listed["disagree"][k]
+        assert counts.co_raters[i, j] == ref["co_raters"] == listed["co_raters"][k]
+        assert support[i, j] == ref["support"] == listed["support"][k]
         if ref["label"] is None:
             assert (ids[i], ids[j]) not in got
         else:
