@@ -37,11 +37,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .baselines import itemknn_vectors, sparse_neighbors, tfidf_vectors
 from .co_ratings import OpinionColumns, listed_pair_counts, opinion_columns, pair_dot
 from .errors import AnirecError
-from .index import top_k_rows
+from .item_vectors import itemknn_vectors, tfidf_vectors
 from .labels import AGREEMENT_COLUMN, PAIR_COLUMNS, PairsResult, agreement_from_counts, validation_split
+from .neighbors import block_neighbors, neighbor_table
 from .recommenders.ease import check_ease_memory, ease_weights
 
 CF_METHODS = ("itemknn", "ease")
@@ -132,19 +132,13 @@ def cf_neighbors(t: TrainOpinions, cfg: CFPairsConfig, block: int = 1024) -> tup
         def block_scores(rows):
             return weights[rows].copy()
 
-    idx = np.full((n, cfg.neighbors), -1, np.int64)
-    val = np.zeros((n, cfg.neighbors), np.float32)
-    for start in range(0, n, block):
-        rows = np.arange(start, min(start + block, n))
+    def neighbor_scores(rows):
         scores = block_scores(rows).astype(np.float32)
         co = (items_users[rows] @ promoted).toarray()
         scores[(co < cfg.min_co_promoters) | (scores <= 0)] = -np.inf
-        scores[np.arange(len(rows)), rows] = -np.inf
-        top, top_val = top_k_rows(scores, cfg.neighbors)
-        ok = np.isfinite(top_val)
-        idx[rows, :top.shape[1]] = np.where(ok, top, -1)
-        val[rows, :top.shape[1]] = np.where(ok, top_val, 0.0)
-    return idx, val
+        return scores
+
+    return block_neighbors(neighbor_scores, n, cfg.neighbors, np.arange(n), block)
 
 
 def _unordered(a: np.ndarray, b: np.ndarray, score: np.ndarray) -> pd.DataFrame:
@@ -166,7 +160,7 @@ def hard_negative_pairs(t: TrainOpinions, descriptions: list[str], positives: pd
     """Per anchor (an anime with a positive), its ``cfg.hard_negatives`` most text-similar anime
     with zero co-promoters where at least one was expected by chance (see the module docstring)."""
     n = len(t.anime_ids)
-    text_idx, text_val = sparse_neighbors(tfidf_vectors(descriptions), cfg.text_pool)
+    text_idx, text_val = neighbor_table(tfidf_vectors(descriptions), cfg.text_pool)
     anchors = np.unique(np.r_[positives["i"].to_numpy(), positives["j"].to_numpy()])
     a = np.repeat(anchors, text_idx.shape[1])
     c, sim = text_idx[anchors].ravel(), text_val[anchors].ravel()

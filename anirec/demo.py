@@ -13,23 +13,29 @@ DEMO_LIKES = ("Shingeki no Kyojin", "Steins;Gate")  # what a new user says they 
 
 def run_demo(model: str = "all-MiniLM-L6-v2", k: int = 5, out_dir: Path = Path("out/demo"), echo=print,
              cache_dir: Path | None = None) -> dict:
+    """Build the demo catalog, then answer title queries with the text method (what plain
+    `anirec recommend` serves) and a new user's likes with a fitted, saved, reloaded hybrid."""
     from .embeddings import format_embed_summary
-    from .recommend import Recommender
+    from .fitting import fit_on_catalog
+    from .recommenders import make
+    from .serving import Query, Served, answer
 
     out_dir = Path(out_dir)
     result = build_catalog(DEMO_DIR, out_dir / "catalog.parquet")
     echo(format_build_summary(result))
-    rec = Recommender.from_catalog(result.catalog, model, cache_dir=cache_dir, show_progress=False)
-    echo(format_embed_summary(rec.embeddings))
+    text = fit_on_catalog(make("text", {"model": model}, cache_dir=cache_dir, progress=False), result.catalog)
+    if text.embeddings is not None:
+        echo(format_embed_summary(text.embeddings))
+    served = Served(result.catalog, text)
+    genres = result.catalog.set_index("MAL_ID")["Genres"]
     shown = {}
     for title in DEMO_TITLES:
-        if title not in set(rec.catalog["Name"]):
+        if title not in set(result.catalog["Name"]):
             continue
-        recs = rec.similar(title, k)
+        recs = answer(served, Query(titles=(title,), k=k)).frame
         echo(f"\nBecause you liked {title}:")
         for r in recs.itertuples(index=False):
-            genres = rec.catalog["Genres"].iat[int(rec.rows_of_ids([r.MAL_ID])[0])]
-            echo(f"  {r.rank}. {r.title}  ({genres})  cos={r.similarity:.3f}")
+            echo(f"  {r.rank}. {r.title}  ({genres[r.MAL_ID]})  cos={r.recommender_score:.3f}")
         shown[title] = recs["title"].tolist()
     shown["likes"] = demo_fitted_hybrid(result.out, model, k, out_dir / "recommender", echo, cache_dir)
     return shown
@@ -41,14 +47,15 @@ def demo_fitted_hybrid(catalog_path: Path, model: str, k: int, folder: Path, ech
     folder back and answer a new user's --likes, as `anirec recommend --recommender` would."""
     from .fitted import load_fitted
     from .fitting import FitMethod, fit_to_folder, format_fit_summary
-    from .serving import FittedQueries
+    from .serving import Query, Served, answer
 
     fit = fit_to_folder(FitMethod("hybrid", {"model": model}), str(DEMO_DIR), catalog_path, folder,
                         cache_dir=cache_dir, progress=False)
     echo("\n" + format_fit_summary(fit))
-    answer = FittedQueries(load_fitted(folder)).for_likes(DEMO_LIKES, (), k)
+    fitted = load_fitted(folder)
+    frame = answer(Served(fitted.catalog, fitted.recommender), Query(titles=DEMO_LIKES, k=k, as_user=True)).frame
     likes = " ".join(f'--likes "{t}"' for t in DEMO_LIKES)
     echo(f"\nanirec recommend --recommender {folder} {likes} -k {k}")
-    for r in answer.frame.itertuples(index=False):
+    for r in frame.itertuples(index=False):
         echo(f"  {r.rank}. {r.title}  score={r.recommender_score:.3f}")
-    return answer.frame["title"].tolist()
+    return frame["title"].tolist()

@@ -10,6 +10,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
 from .config import Seed, coerce, field_types, parse_param, read_toml
 from .data import load_ratings, ratings_label, read_catalog
 from .errors import AnirecError
@@ -109,6 +113,14 @@ def fit_to_folder(spec: FitMethod, ratings, catalog_path: str | Path, out: str |
     }
     folder = save_fitted(recommender, out, catalog, provenance)
     return FitResult(recommender, folder, provenance)
+
+
+def fit_on_catalog(recommender: Recommender, catalog: pd.DataFrame) -> Recommender:
+    """Fit a method that learns from the catalog alone (the text method) in memory, with no
+    ratings: what plain `anirec recommend` serves."""
+    if not recommender.uses_text:
+        raise AnirecError(f"method {recommender.name!r} learns from ratings: fit it with `anirec fit --ratings ...`.")
+    return recommender.fit(sp.csr_matrix((0, len(catalog)), dtype=np.float32), catalog)
 
 
 def format_fit_summary(result: FitResult) -> str:

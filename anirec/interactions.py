@@ -1,8 +1,9 @@
 """Ratings -> the sparse (users x catalog items) matrices every recommender reads.
 
-One place decides what a stored entry means (this user rated this catalog anime) and what
-its value is (the opinion: +1 promoter, 0 passive, -1 detractor), for `fit`, `recommend`
-and every evaluation protocol alike.
+One place decides which catalog row an anime id is (:func:`rows_of_ids`), what a stored
+entry means (this user rated this catalog anime) and what its value is (the opinion: +1
+promoter, 0 passive, -1 detractor), for `fit`, `recommend` and every evaluation protocol
+alike; :func:`lookup` reads (user, item) entries back for the metrics.
 """
 
 from __future__ import annotations
@@ -13,8 +14,29 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .index import rows_of_ids
 from .opinions import to_opinions
+
+
+def rows_of_ids(catalog_ids, ids) -> np.ndarray:
+    """Catalog row of each id (MAL_ID), -1 for ids the catalog lacks (a repeated catalog id
+    maps to its first row)."""
+    index = pd.Index(np.asarray(catalog_ids, np.int64))
+    ids = np.asarray(ids, np.int64)
+    if index.is_unique:
+        return index.get_indexer(ids).astype(np.int64)
+    first = ~index.duplicated(keep="first")
+    pos = index[first].get_indexer(ids)
+    return np.where(pos >= 0, np.flatnonzero(first)[np.maximum(pos, 0)], -1).astype(np.int64)
+
+
+def with_items(frame: pd.DataFrame, catalog_ids) -> tuple[pd.DataFrame, int]:
+    """``frame`` (with ``anime_id``) plus ``item`` = catalog row; rows on anime outside the
+    catalog are dropped and counted."""
+    items = rows_of_ids(catalog_ids, frame["anime_id"].to_numpy())
+    ok = items >= 0
+    out = frame[ok].copy()
+    out["item"] = items[ok]
+    return out.reset_index(drop=True), int((~ok).sum())
 
 
 def user_item_matrix(rows: np.ndarray, cols: np.ndarray, values, shape: tuple[int, int]) -> sp.csr_matrix:
@@ -39,11 +61,7 @@ def opinions_on_catalog(ratings: pd.DataFrame, catalog_ids) -> tuple[pd.DataFram
     """Ratings as opinions (passives kept) with ``item`` = catalog row; rows on anime outside the
     catalog are dropped and counted. Later duplicates of a (user, anime) win."""
     ops = to_opinions(ratings.drop_duplicates(["user_id", "anime_id"], keep="last"), keep_passives=True)
-    items = rows_of_ids(np.asarray(catalog_ids, np.int64), ops["anime_id"].to_numpy())
-    ok = items >= 0
-    out = ops[ok].copy()
-    out["item"] = items[ok]
-    return out.reset_index(drop=True), int((~ok).sum())
+    return with_items(ops, catalog_ids)
 
 
 @dataclass
@@ -90,3 +108,23 @@ def user_items(opinions: pd.DataFrame, n_items: int, users: np.ndarray | None = 
     liked.data = (liked.data > 0).astype(np.float32)
     liked.eliminate_zeros()
     return UserItems(users, rated, liked)
+
+
+def lookup(matrix: sp.csr_matrix, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For (rows x m) item indices, whether each (row, item) is stored in ``matrix`` and its value.
+
+    One searchsorted over the sorted (row, col) keys of the matrix: no per-row loop.
+    Item -1 (no recommendation) is never found.
+    """
+    m = sp.csr_matrix(matrix)
+    if not m.has_sorted_indices:
+        m = m.sorted_indices()
+    n_rows, n_cols = m.shape
+    keys = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(m.indptr)) * n_cols + m.indices
+    items = np.asarray(items, np.int64)
+    if len(keys) == 0:
+        return np.zeros(items.shape, bool), np.zeros(items.shape, np.float64)
+    query = np.arange(len(items), dtype=np.int64)[:, None] * n_cols + np.maximum(items, 0)
+    pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+    found = (items >= 0) & (keys[pos] == query)
+    return found, np.where(found, m.data[pos], 0).astype(np.float64)

@@ -1,101 +1,223 @@
-"""Answering queries from a fitted recommender folder: a user's ratings, liked titles, or titles.
+"""The one path for every query: a :class:`Query` answered by :func:`answer` over any
+recommender, in memory (plain `anirec recommend` fits the text method) or from a fitted folder
+(`--recommender`), for the CLI now and the HTTP API later.
 
-Every user-shaped query (a ratings file's user, a new user's liked titles, several titles)
-becomes a (1 x items) liked matrix and goes through the method's own ``recommend`` - the
-call the evaluation scores - so what is served is what was measured. One title asks for
-``similar_items``.
+A query names anime (titles, MAL_IDs) and/or gives catalog rows (what a user liked, what they
+already rated); what must never come back (``seen``, ``exclude``, the franchise of the liked
+anime) and what may (``candidates``) are rows too. It is answered by the method's own calls,
+the ones the evaluation scores, so what is served is what was measured:
+
+* one named anime (and nothing liked from ratings): ``similar_items`` ("Like X");
+* anything else: one user who liked those anime, ``recommend`` with the seen and excluded
+  rows excluded ("Because you liked ...").
+
+The answer is a plain frame (catalog columns + ``recommender_score``, best first) and what was
+matched. Matching happens before the recommender is first needed, so a mistyped title fails
+in milliseconds, before any model is loaded.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from .errors import AnirecError
-from .fitted import FittedRecommender
-from .index import rows_of_ids
-from .interactions import opinions_on_catalog, user_items
-from .recommend import TitleIndex, TitleMatch, result_frame, user_ratings
+from .interactions import opinions_on_catalog, rows_of_ids, user_items
+from .opinions import PROMOTER_MIN
+from .recommenders import Recommender
+from .titles import TitleIndex, TitleMatch, franchise_rows
 
 SCORE_COLUMN = "recommender_score"  # the method's own score ("score" is MAL's)
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+
+
+@dataclass(frozen=True)
+class Query:
+    """What is asked. Rows are catalog rows (0 .. n_items-1) of the served catalog."""
+
+    titles: tuple[str, ...] = ()  # anime named by title (exact, case-insensitive, then fuzzy)
+    mal_ids: tuple[int, ...] = ()  # anime named by MAL_ID
+    liked: tuple[int, ...] = ()  # rows the user liked (their 9-10 ratings); named anime are liked too
+    seen: tuple[int, ...] = ()  # rows already rated or watched: never recommended
+    exclude: tuple[int, ...] = ()  # more rows never recommended
+    candidates: tuple[int, ...] | None = None  # rows that may be recommended (None: all)
+    k: int = 10
+    exclude_franchise: bool = False  # never the liked anime's sequels, movies, spin-offs (by title)
+    as_user: bool = False  # one named anime is still a user's like (`--likes`), not "similar to"
 
 
 @dataclass
 class Answer:
-    frame: pd.DataFrame  # result_frame columns + SCORE_COLUMN, best first
-    query: dict  # what was asked, as shown in --json
-    heading: str
-    matches: list[TitleMatch]
+    frame: pd.DataFrame  # rank, MAL_ID, titles, type, premiered, MAL score, SCORE_COLUMN; best first
+    matches: list[TitleMatch]  # how each named anime was found
+    liked: np.ndarray  # the rows the answer is for
+    call: str  # "similar_items" or "recommend": which method call answered
+    asked: dict = field(default_factory=dict)  # the query as --json shows it
 
 
-class FittedQueries:
-    """Queries against one loaded folder (title index built on first use)."""
+class Served:
+    """A recommender and the catalog rows it serves. ``fit`` (instead of ``recommender``) makes
+    the recommender on first need, after a query's names are matched."""
 
-    def __init__(self, fitted: FittedRecommender):
-        self.fitted = fitted
-        self.catalog = fitted.catalog
-        self.ids = fitted.ids
+    def __init__(self, catalog: pd.DataFrame, recommender: Recommender | None = None,
+                 fit: Callable[[], Recommender] | None = None):
+        if (recommender is None) == (fit is None):
+            raise ValueError("give a recommender or a fit function")
+        self.catalog = catalog.reset_index(drop=True)
+        self.ids = self.catalog["MAL_ID"].to_numpy(np.int64)
+        self._recommender, self._fit = recommender, fit
         self._titles: TitleIndex | None = None
 
     @property
-    def n_items(self) -> int:
-        return len(self.ids)
+    def recommender(self) -> Recommender:
+        if self._recommender is None:
+            self._recommender = self._fit()
+            if self._recommender.n_items != len(self.ids):
+                raise AnirecError(f"method fitted on {self._recommender.n_items} items, catalog has {len(self.ids)}.")
+        return self._recommender
+
+    @property
+    def titles(self) -> TitleIndex:
+        if self._titles is None:
+            self._titles = TitleIndex(self.catalog)
+        return self._titles
 
     def match(self, titles=(), mal_ids=()) -> list[TitleMatch]:
-        """Titles (fuzzy, as `anirec recommend`) and MAL_IDs -> catalog rows; unknown ones raise."""
-        if titles and self._titles is None:
-            self._titles = TitleIndex(self.catalog)
-        out = [self._titles.match(str(t)) for t in titles]
-        rows = rows_of_ids(self.ids, list(mal_ids))
-        for mal_id, row in zip(mal_ids, rows):
+        """Titles and MAL_IDs -> catalog rows, in that order; an unknown one raises."""
+        out = [self.titles.match(str(t)) for t in titles] if titles else []
+        for mal_id in mal_ids:
+            mal_id = int(mal_id)
+            row = int(rows_of_ids(self.ids, [mal_id])[0]) if _INT64[0] <= mal_id <= _INT64[1] else -1
             if row < 0:
-                raise AnirecError(f"--id {mal_id}: no anime with that MAL_ID in the recommender's catalog "
-                                  f"({self.n_items:,} anime).")
-            out.append(TitleMatch(str(mal_id), int(row), str(self.catalog["Name"].iat[row]), "id"))
+                raise AnirecError(f"--id {mal_id}: no anime with that MAL_ID in the catalog ({len(self.ids):,} anime).")
+            out.append(TitleMatch(str(mal_id), row, str(self.catalog["Name"].iat[row]), "id"))
         return out
 
-    def _liked(self, rows) -> sp.csr_matrix:
-        rows = np.unique(np.asarray(rows, np.int64))
-        return sp.csr_matrix((np.ones(len(rows), np.float32), (np.zeros(len(rows), np.int64), rows)),
-                             shape=(1, self.n_items))
+    def name(self, row: int) -> str:
+        return str(self.catalog["Name"].iat[row])
 
-    def _answer(self, idx: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
-        ok = idx >= 0
-        return result_frame(self.catalog, idx[ok], **{SCORE_COLUMN: scores[ok].astype(np.float32)})
 
-    def for_likes(self, titles=(), mal_ids=(), k: int = 10) -> Answer:
-        """A new user who liked these anime: ``recommend`` with them as the liked (and excluded) items."""
-        matches = self.match(titles, mal_ids)
-        if not matches:
-            raise AnirecError("give at least one --likes TITLE.")
-        idx, scores = self.fitted.recommender.recommend(self._liked([m.row for m in matches]), k)
-        names = [str(self.catalog["Name"].iat[m.row]) for m in matches]
-        query = {"likes": names, "mal_ids": [int(self.ids[m.row]) for m in matches]}
-        return Answer(self._answer(idx[0], scores[0]), query, "Because you liked " + ", ".join(names), matches)
+def result_frame(catalog: pd.DataFrame, rows: np.ndarray, **extra) -> pd.DataFrame:
+    """The recommendation table: rank, MAL_ID, titles, type, premiered, MAL score, then ``extra``."""
+    # Only the k result rows are touched: converting whole 17k-row columns costs milliseconds.
+    cat = catalog.iloc[rows]
+    score = pd.to_numeric(cat["Score"], errors="coerce").to_numpy(np.float64) if "Score" in cat else np.nan
+    out = pd.DataFrame({
+        "rank": np.arange(1, len(rows) + 1),
+        "MAL_ID": cat["MAL_ID"].to_numpy(np.int64),
+        "title": cat["Name"].to_numpy(),
+        "english_title": cat["English name"].to_numpy(),
+        "type": cat["Type"].to_numpy(),
+        "premiered": cat["Premiered"].to_numpy(),
+        "score": score,
+    })
+    for name, values in extra.items():
+        out[name] = values
+    return out
 
-    def similar(self, titles=(), mal_ids=(), k: int = 10) -> Answer:
-        """One anime: its ``similar_items``. Several: one user who liked them all (``for_likes``)."""
-        matches = self.match(titles, mal_ids)
-        rows = np.unique([m.row for m in matches])
-        if len(rows) != 1:
-            answer = self.for_likes(titles, mal_ids, k)
-            answer.query = {"titles": answer.query["likes"], "mal_ids": answer.query["mal_ids"]}
-            return answer
-        idx, scores = self.fitted.recommender.similar_items(rows, k)
-        name = str(self.catalog["Name"].iat[rows[0]])
-        query = {"titles": [name], "mal_ids": [int(self.ids[rows[0]])]}
-        return Answer(self._answer(idx[0], scores[0]), query, f"Like {name}", matches)
 
-    def for_user(self, ratings: pd.DataFrame, user_id: int, k: int = 10, label: str = "") -> Answer:
-        """A user of ``ratings``: their promoted anime are liked, everything they rated is excluded."""
-        mine = user_ratings(ratings, user_id, self.ids)  # raises for an unknown user or one who liked nothing here
-        ops, _ = opinions_on_catalog(mine, self.ids)
-        ui = user_items(ops, self.n_items, users=np.asarray([user_id], np.int64))
-        idx, scores = self.fitted.recommender.recommend(ui.liked, k, exclude=ui.rated)
-        n_liked = int(ui.liked.nnz)
-        query = {"user": int(user_id), "ratings": label, "promoted": n_liked, "rated": int(ui.rated.nnz)}
-        heading = f"For user {user_id} ({n_liked} promoted anime, already-rated excluded)"
-        return Answer(self._answer(idx[0], scores[0]), query, heading, [])
+def _row_matrix(rows, n_items: int) -> sp.csr_matrix:
+    rows = np.unique(np.asarray(rows, np.int64))
+    return sp.csr_matrix((np.ones(len(rows), np.float32), (np.zeros(len(rows), np.int64), rows)), shape=(1, n_items))
+
+
+def _blocked(served: Served, query: Query, liked: np.ndarray) -> np.ndarray:
+    """Rows the answer may not hold besides the liked ones: seen, excluded, the liked franchises."""
+    parts = [np.asarray(query.seen, np.int64), np.asarray(query.exclude, np.int64)]
+    if query.exclude_franchise:
+        parts.append(franchise_rows(served.catalog, liked))
+    blocked = np.unique(np.concatenate(parts))
+    if len(blocked) and (blocked[0] < 0 or blocked[-1] >= len(served.ids)):
+        raise AnirecError(f"query rows must be catalog rows in 0..{len(served.ids) - 1}.")
+    return blocked
+
+
+def answer(served: Served, query: Query) -> Answer:
+    """Answer ``query`` with ``served``'s recommender (see the module docstring for which call)."""
+    if query.k < 1:
+        raise AnirecError(f"-k {query.k}: ask for at least one recommendation.")
+    matches = served.match(query.titles, query.mal_ids)
+    liked = np.unique(np.r_[np.asarray(query.liked, np.int64), [m.row for m in matches]]).astype(np.int64)
+    if not len(liked):
+        raise AnirecError("give at least one title, --id MAL_ID or --likes TITLE.")
+    blocked = _blocked(served, query, liked)
+    rec = served.recommender
+    n = len(served.ids)
+    if len(liked) == 1 and not query.liked and not query.as_user:
+        allowed = np.arange(n) if query.candidates is None else np.asarray(query.candidates, np.int64)
+        if len(blocked):  # similar_items scores each candidate alone: leaving one out = excluding it
+            allowed = np.setdiff1d(allowed, blocked)
+        full = query.candidates is None and not len(blocked)
+        idx, scores = rec.similar_items(liked, query.k, None if full else allowed)
+        call = "similar_items"
+    else:
+        exclude = _row_matrix(blocked, n) if len(blocked) else None
+        idx, scores = rec.recommend(_row_matrix(liked, n), query.k, exclude=exclude, candidates=query.candidates)
+        call = "recommend"
+    ok = idx[0] >= 0
+    frame = result_frame(served.catalog, idx[0][ok], **{SCORE_COLUMN: scores[0][ok].astype(np.float32)})
+    asked: dict = {}
+    if matches:
+        asked[("likes" if query.as_user else "titles")] = [served.name(m.row) for m in matches]
+        asked["mal_ids"] = [int(served.ids[m.row]) for m in matches]
+    if query.liked:
+        asked.update(promoted=len(np.unique(query.liked)), rated=len(np.unique(query.seen)))
+    asked["exclude_franchise"] = query.exclude_franchise
+    return Answer(frame, matches, liked, call, asked)
+
+
+def heading(served: Served, answer: Answer, user: int | None = None) -> str:
+    """The table's title: what the answer is for (``user``: the id of a user query)."""
+    if answer.call == "similar_items":
+        return f"Like {served.name(int(answer.liked[0]))}"
+    if "promoted" in answer.asked:
+        who = "user" if user is None else f"user {user}"
+        return f"For {who} ({answer.asked['promoted']} promoted anime, already-rated excluded)"
+    return "Because you liked " + ", ".join(served.name(m.row) for m in answer.matches)
+
+
+# --------------------------------------------------------------------------- users from ratings
+
+
+def user_ratings(ratings: pd.DataFrame, user_id: int | None, catalog_ids) -> pd.DataFrame:
+    """One user's ratings, checked: the user exists and promoted at least one catalog anime.
+
+    Cheap (no embeddings needed), so the CLI calls it before encoding anything."""
+    if user_id is not None:
+        if "user_id" not in ratings:
+            raise AnirecError("ratings have no user_id column; pass only that user's rows, without user_id=.")
+        mine = ratings[ratings["user_id"] == user_id]
+        if mine.empty:
+            some = ", ".join(map(str, np.unique(ratings["user_id"].to_numpy())[:5]))
+            raise AnirecError(f"--user {user_id}: no ratings by that user_id ({ratings['user_id'].nunique():,} users "
+                              f"in the ratings, e.g. {some}). Check the id.")
+        ratings = mine
+    elif "user_id" in ratings and ratings["user_id"].nunique() > 1:
+        raise AnirecError("ratings hold several users: pass user_id=....")
+    if "user_id" not in ratings:
+        ratings = ratings.assign(user_id=0)
+    in_catalog = np.isin(ratings["anime_id"].to_numpy(), np.asarray(catalog_ids))
+    promoted = in_catalog & (ratings["rating"].to_numpy() >= PROMOTER_MIN)
+    if not promoted.any():
+        who = f"user {user_id}" if user_id is not None else "this user"
+        top = int(ratings["rating"].max()) if len(ratings) else "-"
+        raise AnirecError(
+            f"{who} promoted no anime in the catalog (rated {PROMOTER_MIN}-10): {len(ratings)} rating(s), "
+            f"{int(in_catalog.sum())} on catalog anime, highest rating {top}. "
+            'Nothing to pool from; recommend by title instead: anirec recommend "TITLE".'
+        )
+    return ratings
+
+
+def user_query(ratings: pd.DataFrame, user_id: int | None, catalog_ids, k: int = 10, **options) -> Query:
+    """A user of ``ratings`` as a query: their promoted anime are liked, every anime they rated
+    (passives too) is seen, as in the evaluation's protocols. ``options``: more Query fields."""
+    mine = user_ratings(ratings, user_id, catalog_ids)
+    ops, _ = opinions_on_catalog(mine, catalog_ids)
+    uid = int(ops["user_id"].iat[0])
+    ui = user_items(ops, len(catalog_ids), users=np.asarray([uid], np.int64))
+    return Query(liked=tuple(ui.liked.indices.tolist()), seen=tuple(ui.rated.indices.tolist()), k=k, **options)

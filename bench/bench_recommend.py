@@ -1,8 +1,10 @@
 """Benchmark for issue 5 (not a test): recommendation latency and encoder throughput.
 
-1. Generated L2-normalised embeddings at the full catalog size (17,562 x 768):
-   p50/p99 latency of a single-title query through the numpy path, and recommendations for
-   10,000 generated users (vectorised reference pooling).
+1. Generated L2-normalised embeddings at the full catalog size (17,562 x 768), served by the
+   text method through the one serving path (what plain `anirec recommend` answers with):
+   p50/p99 latency of a single-title query (``similar_items``, then through
+   ``serving.answer`` by MAL_ID and by title), a new user's two liked titles (``recommend``
+   over the neighbour table, built once), and one recommend() call for 10,000 generated users.
 2. Real offline models (MiniLM, mpnet): encode throughput in descriptions/s at
    max_seq_length 256 and 384 on a sample of shared-data descriptions.
 
@@ -23,7 +25,9 @@ import pandas as pd
 
 from benchlog import save, say  # noqa: E402  (first: sets the offline environment)
 
-from anirec.recommend import Recommender  # noqa: E402
+from anirec.interactions import opinions_on_catalog, user_items  # noqa: E402
+from anirec.recommenders import make  # noqa: E402
+from anirec.serving import Query, Served, answer  # noqa: E402
 
 N_ITEMS, DIMS = 17_562, 768
 
@@ -47,38 +51,49 @@ def synthetic_ratings(n_users: int, per_user: int, n_items: int, ids: np.ndarray
     return df.drop_duplicates(["user_id", "anime_id"])
 
 
-def bench_numpy(n_queries: int, n_users: int, per_user: int) -> None:
+def _latency(label: str, call, queries) -> None:
+    call(queries[0])  # warm-up (title index build, BLAS threads)
+    times = []
+    for r in queries:
+        t = time.perf_counter()
+        call(r)
+        times.append(time.perf_counter() - t)
+    ms = np.array(times) * 1e3
+    say(f"{label:<62} p50 {np.percentile(ms, 50):6.2f} ms  p99 {np.percentile(ms, 99):6.2f} ms  ({len(queries)} queries)")
+
+
+def bench_numpy(n_queries: int, n_users: int, per_user: int, n_neighbors: int) -> None:
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((N_ITEMS, DIMS), dtype=np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     catalog = synthetic_catalog(N_ITEMS, rng)
-    rec = Recommender(catalog, vectors)
-    say(f"## numpy path on generated embeddings: {N_ITEMS:,} x {DIMS} float32, normalised")
+    text = make("text", {"n_neighbors": n_neighbors}).restore({"rows": vectors}, catalog)
+    served = Served(catalog, text)
+    say(f"## the text method on generated embeddings: {N_ITEMS:,} x {DIMS} float32, normalised, "
+        f"{n_neighbors} neighbours")
 
     queries = rng.choice(N_ITEMS, n_queries)
-    for label, call in [
-        ("core: similar_rows(row, k=10)", lambda r: rec.similar_rows([r], 10)),
-        ("API: similar(MAL_ID, k=10) -> DataFrame", lambda r: rec.similar(int(rec.ids[r]), 10)),
-        ("API: similar('title', k=10) -> DataFrame", lambda r: rec.similar(catalog["Name"].iat[r], 10)),
-    ]:
-        call(queries[0])  # warm-up (title index build, BLAS threads)
-        times = []
-        for r in queries:
-            t = time.perf_counter()
-            call(r)
-            times.append(time.perf_counter() - t)
-        ms = np.array(times) * 1e3
-        say(f"single-title query, {label:<42} p50 {np.percentile(ms, 50):6.2f} ms  p99 {np.percentile(ms, 99):6.2f} ms"
-            f"  ({n_queries} queries)")
-
-    ratings = synthetic_ratings(n_users, per_user, N_ITEMS, rec.ids, rng)
-    n_prom = int((ratings["rating"] >= 9).sum())
-    say(f"user recommendations: {n_users:,} users, {len(ratings):,} ratings ({n_prom:,} promoted), k=10, 10 neighbours")
+    _latency("single-title query, core: similar_items([row], k=10)", lambda r: text.similar_items([r], 10), queries)
+    _latency("single-title query, answer(Query(mal_ids=(ID,))) -> DataFrame",
+             lambda r: answer(served, Query(mal_ids=(int(served.ids[r]),))), queries)
+    _latency("single-title query, answer(Query(titles=('title',))) -> DataFrame",
+             lambda r: answer(served, Query(titles=(catalog["Name"].iat[r],))), queries)
     t = time.perf_counter()
-    recs = rec.for_users(ratings, k=10)
+    text.neighbor_table()
+    say(f"neighbour table of the catalog (once; saved by `anirec fit`)  {time.perf_counter() - t:6.1f} s")
+    pairs = rng.choice(N_ITEMS, (n_queries, 2))
+    _latency("two liked titles, answer(Query(mal_ids=(A, B))) -> DataFrame",
+             lambda p: answer(served, Query(mal_ids=tuple(int(i) for i in served.ids[p]))), pairs)
+
+    ratings = synthetic_ratings(n_users, per_user, N_ITEMS, served.ids, rng)
+    ops, _ = opinions_on_catalog(ratings, served.ids)
+    ui = user_items(ops, N_ITEMS)
+    say(f"user recommendations: {n_users:,} users, {len(ratings):,} ratings ({ui.liked.nnz:,} promoted), k=10")
+    t = time.perf_counter()
+    recs, _ = text.recommend(ui.liked, 10, exclude=ui.rated)
     total = time.perf_counter() - t
-    served = int((recs.mal_ids[:, 0] >= 0).sum())
-    say(f"for_users total {total:.1f} s ({total / n_users * 1e3:.2f} ms/user); {served:,} users got recommendations")
+    say(f"recommend() for {n_users:,} users {total:.1f} s ({total / n_users * 1e3:.2f} ms/user); "
+        f"{int((recs[:, 0] >= 0).sum()):,} users got recommendations")
 
 
 def bench_encode(data: Path, models_dir: Path, n_minilm: int, n_mpnet: int, repeats: int) -> None:
@@ -125,6 +140,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=500)
     ap.add_argument("--users", type=int, default=10_000)
     ap.add_argument("--ratings-per-user", type=int, default=100)
+    ap.add_argument("--neighbors", type=int, default=20, help="the text method's n_neighbors (its default: 20)")
     ap.add_argument("--minilm-n", type=int, default=200)
     ap.add_argument("--mpnet-n", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=2, help="encode runs per model/length; the best is reported")
@@ -134,7 +150,7 @@ def main() -> None:
     say(f"# bench_recommend  {time.strftime('%Y-%m-%d %H:%M')}  python {platform.python_version()}  "
         f"numpy {np.__version__}  {os.cpu_count()} CPUs  load average at start {os.getloadavg()[0]:.2f}")
     say(f"command: {' '.join([Path(sys.executable).name] + sys.argv)}\n")
-    bench_numpy(args.queries, args.users, args.ratings_per_user)
+    bench_numpy(args.queries, args.users, args.ratings_per_user, args.neighbors)
     if not args.skip_models:
         bench_encode(args.data, args.models, args.minilm_n, args.mpnet_n, args.repeats)
     say(f"\nload average at end {os.getloadavg()[0]:.2f} (the machine is shared: timings are upper bounds)")

@@ -1,11 +1,12 @@
 """Benchmark for issue 9 (not a test): `anirec fit` and serving from a fitted folder.
 
-1. `anirec fit` for EASE and the hybrid (text part TF-IDF, and MiniLM unless --no-minilm)
-   on the 2016 ratings, each in its own process: wall seconds and peak RSS (os.wait4's
+1. `anirec fit` for EASE, the hybrid (text part TF-IDF, and MiniLM unless --no-minilm) and
+   the MiniLM text method (its neighbour table is saved with the folder) on the 2016 ratings, each in its own process: wall seconds and peak RSS (os.wait4's
    ru_maxrss of that child). The fit's own line says whether MiniLM vectors were cached.
-2. From each folder: load once, then single-user queries one at a time (a 2016 user's
-   ratings -> liked/rated matrices -> the method's recommend -> the result table): p50/p95.
-   The first query is reported apart: pooled text methods build their neighbour table then.
+2. From each folder: load once, then single-user queries one at a time through the one
+   serving path (a 2016 user's ratings -> ``serving.user_query`` -> ``serving.answer``: the
+   method's recommend -> the result table): p50/p95. The first query is reported apart (lazy
+   tables are built then).
 3. One batch call of recommend() for 10,000 users: the 2016 and 2020 users stacked (their
    ids are disjoint) and drawn with replacement up to 10,000.
 
@@ -34,7 +35,7 @@ from anirec.data import load_ratings  # noqa: E402
 from anirec.fitted import load_fitted  # noqa: E402
 from anirec.interactions import opinions_on_catalog, user_items  # noqa: E402
 from anirec.opinions import PROMOTER_MIN  # noqa: E402
-from anirec.serving import FittedQueries  # noqa: E402
+from anirec.serving import Query, Served, answer, user_query  # noqa: E402
 
 MINILM = "all-MiniLM-L6-v2"
 
@@ -56,23 +57,26 @@ def timed_fit(args: list[str]) -> tuple[float, float, str]:
 def bench_queries(folder: Path, per_user: list, n_users: int) -> None:
     t = time.perf_counter()
     fitted = load_fitted(folder)
-    queries = FittedQueries(fitted)
+    served = Served(fitted.catalog, fitted.recommender)
     say(f"  load folder            {1000 * (time.perf_counter() - t):8.1f} ms")
     t = time.perf_counter()
     uid, frame = per_user[0]
-    queries.for_user(frame, uid, 10)
+    answer(served, user_query(frame, uid, served.ids, 10))
     say(f"  first user query       {1000 * (time.perf_counter() - t):8.1f} ms (builds lazy tables)")
     ms = []
     for uid, frame in per_user[1:n_users + 1]:
         t = time.perf_counter()
-        queries.for_user(frame, uid, 10)
+        answer(served, user_query(frame, uid, served.ids, 10))
         ms.append(1000 * (time.perf_counter() - t))
     p50, p95 = np.percentile(ms, [50, 95])
     say(f"  single-user query      p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  max {max(ms):6.1f} ms  "
         f"({len(ms)} users, one at a time, ratings -> table)  {'OK' if p95 < 50 else 'OVER'} (< 50 ms)")
     t = time.perf_counter()
-    queries.for_likes(["Shingeki no Kyojin", "Steins;Gate"], (), 10)
+    answer(served, Query(titles=("Shingeki no Kyojin", "Steins;Gate"), k=10, as_user=True))
     say(f"  --likes (2 titles)     {1000 * (time.perf_counter() - t):8.1f} ms")
+    t = time.perf_counter()
+    answer(served, Query(titles=("Steins;Gate",), k=10))
+    say(f"  one title (similar)    {1000 * (time.perf_counter() - t):8.1f} ms")
     return fitted
 
 
@@ -112,6 +116,7 @@ def main() -> None:
     runs = [("ease", ["--method", "ease"]), ("hybrid-tfidf", ["--method", "hybrid", "--model", "tfidf"])]
     if args.minilm:
         runs.append(("hybrid-minilm", ["--method", "hybrid", "--model", MINILM]))
+        runs.append(("text-minilm", ["--method", "text", "--model", MINILM]))
 
     fit_ratings = load_ratings(args.ratings)
     # users who promoted a catalog anime: the others get a one-line error, not recommendations

@@ -1,4 +1,4 @@
-"""anirec.evaluation / anirec.baselines / `anirec evaluate`: metrics by hand, protocols, leakage, CLI."""
+"""anirec.evaluation / anirec.neighbors / `anirec evaluate`: metrics by hand, protocols, leakage, CLI."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from anirec import baselines as bl
 from anirec import evaluation as ev
-from anirec.index import rows_of_ids
-from anirec.interactions import user_item_matrix
+from anirec.interactions import lookup, rows_of_ids, user_item_matrix, with_items
+from anirec.item_vectors import itemknn_vectors, tfidf_vectors
+from anirec.neighbors import neighbor_table
 from anirec.recommenders import make
 
 from helpers import expect_user_error, run_cli
@@ -70,7 +70,7 @@ def test_reference_protocol_tiny_case():
         (1, 99, 1, "test"),  # anime not in the catalog: dropped
     ]
     split = pd.DataFrame(rows, columns=["user_id", "anime_id", "opinion", "split"])
-    split, dropped = ev._with_items(split, np.arange(10, 16))
+    split, dropped = with_items(split, np.arange(10, 16))
     assert dropped == 1
     task = ev.reference_task(split, n_items=6, k=2)
     assert task.users.tolist() == [1, 2]
@@ -139,7 +139,7 @@ def test_popular_and_random_skip_seen_items():
     rnd = make("random", {"seed": 3}).fit(fit, None)
     r1, _ = rnd.recommend(nobody, 4, exclude=seen)
     assert np.array_equal(r1, rnd.recommend(nobody, 4, exclude=seen)[0])
-    assert not bl.lookup(seen, r1)[0].any()
+    assert not lookup(seen, r1)[0].any()
     assert all(len(set(row)) == 4 for row in r1.tolist())
     assert rnd.recommend(nobody, 5, exclude=seen)[0][0].tolist().count(-1) == 1  # only 4 unseen items left
     other = make("random", {"seed": 4}).fit(fit, None).recommend(nobody, 4, exclude=seen)[0]
@@ -149,11 +149,11 @@ def test_popular_and_random_skip_seen_items():
 def test_neighbour_tables():
     v = np.array([[1, 0], [0.9, 0.1], [0, 1], [-1, 0]], np.float32)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
-    idx, _ = bl.dense_neighbors(v, 2, candidates=np.array([2, 3]))
+    idx, _ = neighbor_table(v, 2, candidates=np.array([2, 3]))
     assert idx.tolist() == [[2, 3], [2, 3], [3, -1], [2, -1]]  # only candidates, never itself
     fit = csr([0, 0, 1, 2], [0, 1, 0, 3], (3, 4))  # users x items: item 2 unrated; item 3 shares no rater
-    sidx, sval = bl.sparse_neighbors(bl.itemknn_vectors(fit), 3)
-    assert sidx[2].tolist() == [-1, -1, -1] and (sval[2] == 0).all()
+    sidx, sval = neighbor_table(itemknn_vectors(fit), 3)
+    assert sidx[2].tolist() == [-1, -1, -1] and np.isneginf(sval[2]).all()  # the top-k's padding
     assert sidx[0].tolist() == [1, -1, -1] and sidx[1].tolist() == [0, -1, -1] and sidx[3].tolist() == [-1, -1, -1]
     assert sval[0, 0] == pytest.approx(1 / np.sqrt(2))
 
@@ -161,7 +161,7 @@ def test_neighbour_tables():
 def test_tfidf_finds_the_same_words():
     docs = ["a mecha pilot fights giant robots", "giant robots and a mecha pilot", "a cooking club bakes bread",
             "the club bakes cakes"]
-    idx, _ = bl.sparse_neighbors(bl.tfidf_vectors(docs), 1)
+    idx, _ = neighbor_table(tfidf_vectors(docs), 1)
     assert idx[:, 0].tolist() == [1, 0, 3, 2]
 
 
@@ -204,14 +204,14 @@ def test_cold_start_never_leaks(mal_dir, mal_catalog):
     rated = np.intersect1d(ratings["anime_id"], ids)
     assert np.isin(cold, rated).all() and len(cold) == int(np.floor(0.15 * len(rated) + 0.5))
 
-    ops, _ = ev._with_items(to_opinions(ratings, keep_passives=True), ids)
+    ops, _ = with_items(to_opinions(ratings, keep_passives=True), ids)
     cold_items = rows_of_ids(ids, cold)
     task = ev.coldstart_task(ops, len(ids), cold_items, (10,))
     assert task.fit[:, cold_items].nnz == 0 and task.fit.nnz > 0  # CF/popularity never see a cold rating
     assert task.promoted[:, cold_items].nnz == 0 and task.seen[:, cold_items].nnz == 0
     warm = np.setdiff1d(np.arange(len(ids)), cold_items)
     assert task.relevant[:, warm].nnz == 0 and task.relevant.nnz > 0
-    idx, _ = bl.sparse_neighbors(bl.itemknn_vectors(task.fit), 10)
+    idx, _ = neighbor_table(itemknn_vectors(task.fit), 10)
     assert (idx[cold_items] == -1).all() and not np.isin(idx, cold_items).any()
     cfg = ev.EvalConfig(catalog="unused")
     for method in ("itemknn", "ease"):

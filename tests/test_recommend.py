@@ -1,4 +1,5 @@
-"""Title matching, similar-anime queries and the reference user pooling (METHOD.md section 5)."""
+"""Title matching, similar-anime queries and the reference user pooling (METHOD.md section 5),
+through the one serving path (anirec.serving) that plain `anirec recommend` and --recommender share."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from helpers import cli_exit_code as main
 
 from anirec.data import load_ratings
 from anirec.errors import AnirecError
-from anirec.recommend import Recommender, TitleIndex, franchise_stem
-
-
+from anirec.interactions import opinions_on_catalog, user_items
+from anirec.recommenders import make
+from anirec.serving import Query, Served, answer, user_query
+from anirec.titles import TitleIndex, franchise_rows, franchise_stem
 
 
 def row_of(catalog, name):
@@ -34,6 +36,18 @@ def titles(catalog):
 def random_vectors(n, d=16, seed=0):
     v = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
     return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def text_served(catalog, vectors, **params) -> Served:
+    """The text method over given vectors (as if a model had embedded the catalog), served."""
+    return Served(catalog, make("text", params).restore({"rows": vectors}, catalog))
+
+
+def votes_and_similarity(frame):
+    """The pooled score is votes + (mean similarity + 1) / 4: both parts back."""
+    score = frame["recommender_score"].to_numpy(np.float64)
+    votes = np.floor(score)
+    return votes.astype(int).tolist(), (score - votes) * 4 - 1
 
 
 # ----------------------------------------------------------------------------- titles
@@ -82,47 +96,59 @@ def test_cli_unknown_title_exits_2_before_loading_any_model(mal_catalog, tmp_pat
 
 
 @pytest.fixture(scope="module")
-def rec(catalog):
-    return Recommender(catalog, random_vectors(len(catalog)))
+def served(catalog):
+    return text_served(catalog, random_vectors(len(catalog)))
 
 
-def test_similar_matches_brute_force(rec, catalog):
+def vectors_of(served):
+    return served.recommender.item_rows
+
+
+def test_similar_matches_brute_force(served, catalog):
     q = row_of(catalog, "Shingeki no Kyojin")
-    out = rec.similar("Shingeki no Kyojin", k=10)
-    sims = rec.vectors @ rec.vectors[q]
+    out = answer(served, Query(titles=("Shingeki no Kyojin",), k=10)).frame
+    v = vectors_of(served)
+    sims = v @ v[q]
     expected = [j for j in np.argsort(-sims, kind="stable") if j != q][:10]
     assert out["MAL_ID"].tolist() == catalog["MAL_ID"].iloc[expected].tolist()
-    np.testing.assert_allclose(out["similarity"], sims[expected], rtol=1e-5)
+    np.testing.assert_allclose(out["recommender_score"], sims[expected], rtol=1e-5)
     assert out["rank"].tolist() == list(range(1, 11))
     # the same query by MAL_ID
-    assert rec.similar(int(catalog["MAL_ID"].iat[q]), k=10)["MAL_ID"].tolist() == out["MAL_ID"].tolist()
+    by_id = answer(served, Query(mal_ids=(int(catalog["MAL_ID"].iat[q]),), k=10)).frame
+    assert by_id["MAL_ID"].tolist() == out["MAL_ID"].tolist()
 
 
-def test_several_titles_mean_pooling_excludes_all_queries(rec, catalog):
+def test_several_titles_are_one_user_who_liked_them_all(served, catalog):
     a, b = row_of(catalog, "Shingeki no Kyojin"), row_of(catalog, "Fate/stay night")
-    out = rec.similar(["Shingeki no Kyojin", "fate/stay NIGHT"], k=5)
-    mean = rec.vectors[a] + rec.vectors[b]
-    sims = rec.vectors @ (mean / np.linalg.norm(mean))
-    expected = [j for j in np.argsort(-sims, kind="stable") if j not in (a, b)][:5]
+    result = answer(served, Query(titles=("Shingeki no Kyojin", "fate/stay NIGHT"), k=5))
+    out = result.frame
+    assert result.call == "recommend" and [m.row for m in result.matches] == [a, b]
+    assert not {a, b} & set(np.flatnonzero(catalog["MAL_ID"].isin(out["MAL_ID"])))  # never the queries
+    v = vectors_of(served)
+    expected = naive_pool(v, [a, b], {a, b}, 5, n_neighbors=20)
     assert out["MAL_ID"].tolist() == catalog["MAL_ID"].iloc[expected].tolist()
 
 
-def test_exclude_franchise(rec, catalog):
+def test_exclude_franchise(served, catalog):
     assert franchise_stem("Shingeki no Kyojin Season 3 Part 2") == "shingeki no kyojin"
     assert franchise_stem("Fate/Zero 2nd Season") == "fate/zero"
     assert franchise_stem("Naruto: Shippuuden") == "naruto"
     q = row_of(catalog, "Shingeki no Kyojin")
-    family = rec.franchise_rows([q])
+    family = franchise_rows(catalog, [q])
     names = set(catalog["Name"].iloc[family])
     assert {"Shingeki no Kyojin Season 2", "Shingeki no Kyojin Season 3"} <= names
-    out = rec.similar("Shingeki no Kyojin", k=len(catalog), exclude_franchise=True)
+    out = answer(served, Query(titles=("Shingeki no Kyojin",), k=len(catalog), exclude_franchise=True)).frame
     assert not set(out["title"]) & names
     assert len(out) == len(catalog) - len(family)
+    # every call honours it: a user who liked the first season gets no sequel either
+    liked = answer(served, Query(titles=("Shingeki no Kyojin",), k=50, exclude_franchise=True, as_user=True)).frame
+    assert len(liked) and not set(liked["title"]) & names
 
 
-def test_unknown_id_is_a_clear_error(rec):
-    with pytest.raises(AnirecError, match="no anime with that MAL_ID"):
-        rec.similar(999_999_999)
+def test_unknown_id_is_a_clear_error(served):
+    for mal_id in (999_999_999, 99999999999999999999, -(10**30)):  # the last two do not fit in int64
+        with pytest.raises(AnirecError, match="no anime with that MAL_ID"):
+            answer(served, Query(mal_ids=(mal_id,)))
 
 
 # ----------------------------------------------------------------------------- users
@@ -140,34 +166,37 @@ def test_user_pooling_hand_checked():
     catalog = pd.DataFrame({"MAL_ID": np.arange(100, 107), "Name": [f"A{i}" for i in range(7)],
                             "English name": "Unknown", "Type": "TV", "Genres": "Drama", "Premiered": "?",
                             "description": "x"})
-    rec = Recommender(catalog, vectors)
+    two, five = text_served(catalog, vectors, n_neighbors=2), text_served(catalog, vectors, n_neighbors=5)
+    ids = catalog["MAL_ID"].to_numpy()
     ratings = pd.DataFrame({"user_id": 7, "anime_id": [100, 103, 101], "rating": [10, 9, 5]})
-    out = rec.for_user(ratings, k=2, n_neighbors=2)
+    out = answer(two, user_query(ratings, 7, ids, k=2)).frame
     assert out["MAL_ID"].tolist() == [102, 104]
-    assert out["votes"].tolist() == [2, 1]
-    np.testing.assert_allclose(out["similarity"], [np.cos(np.deg2rad(30)), np.cos(np.deg2rad(11))], rtol=1e-5)
+    votes, sim = votes_and_similarity(out)
+    assert votes == [2, 1]
+    np.testing.assert_allclose(sim, [np.cos(np.deg2rad(30)), np.cos(np.deg2rad(11))], rtol=1e-5)
     # Ties on votes break by mean similarity: the user who promoted only 0 gets 1 (8 deg) before 2 (30 deg).
-    solo = rec.for_user(pd.DataFrame({"anime_id": [100], "rating": [10]}), k=2, n_neighbors=2)
+    solo = answer(two, user_query(pd.DataFrame({"anime_id": [100], "rating": [10]}), None, ids, k=2)).frame
     assert solo["MAL_ID"].tolist() == [101, 102]
     # Five wanted but two neighbours each: what the pool holds, no padding rows.
-    assert rec.for_user(ratings, k=5, n_neighbors=2)["MAL_ID"].tolist() == [102, 104]
+    assert answer(two, user_query(ratings, 7, ids, k=5)).frame["MAL_ID"].tolist() == [102, 104]
     # Five neighbours each: 2, 4 and 5 each get 2 votes; mean cosine
     # 2: (cos 30 + cos 30)/2 = .87 > 4: (cos 71 + cos 11)/2 = .65 > 5: (cos 150 + cos 90)/2 = -.43.
-    wide = rec.for_user(ratings, k=5, n_neighbors=5)
-    assert wide["MAL_ID"].tolist() == [102, 104, 105] and wide["votes"].tolist() == [2, 2, 2]
-    np.testing.assert_allclose(wide["similarity"], np.cos(np.deg2rad([[30, 30], [71, 11], [150, 90]])).mean(axis=1), rtol=1e-5)
+    wide = answer(five, user_query(ratings, 7, ids, k=5)).frame
+    votes, sim = votes_and_similarity(wide)
+    assert wide["MAL_ID"].tolist() == [102, 104, 105] and votes == [2, 2, 2]
+    np.testing.assert_allclose(sim, np.cos(np.deg2rad([[30, 30], [71, 11], [150, 90]])).mean(axis=1), rtol=1e-5)
     # The same pooling from the titles A0 + A3 (nothing rated, so 1 stays in): 2 has 2 votes; 1 (8 deg
     # from 0) and 4 (11 deg from 3) have one each and the closer one wins the tie.
-    titles = rec.similar(["A0", "A3"], k=3, pool="votes", n_neighbors=2)
-    assert titles["MAL_ID"].tolist() == [102, 101, 104] and titles["votes"].tolist() == [2, 1, 1]
+    titles = answer(two, Query(titles=("A0", "A3"), k=3)).frame
+    assert titles["MAL_ID"].tolist() == [102, 101, 104] and votes_and_similarity(titles)[0] == [2, 1, 1]
 
 
-def naive_pool(vectors, promoted_rows, rated_rows, k):
+def naive_pool(vectors, promoted_rows, rated_rows, k, n_neighbors=None):
     """METHOD.md section 5 written as plainly as possible, one promoted anime at a time."""
     sims = vectors @ vectors.T
     pulled = defaultdict(list)
     for p in promoted_rows:
-        neighbours = [j for j in np.argsort(-sims[p], kind="stable") if j != p][:k]
+        neighbours = [j for j in np.argsort(-sims[p], kind="stable") if j != p][:n_neighbors or k]
         for j in neighbours:
             pulled[j].append(sims[p, j])
     ranked = sorted(((-len(s), -float(np.mean(s)), j) for j, s in pulled.items() if j not in rated_rows))
@@ -182,48 +211,48 @@ def user_fixture(mal_dir, catalog):
     top = ratings["anime_id"].value_counts().index[:400]
     sub = catalog[catalog["MAL_ID"].isin(top)].reset_index(drop=True)
     ratings = ratings[ratings["anime_id"].isin(sub["MAL_ID"])].reset_index(drop=True)
-    return Recommender(sub, random_vectors(len(sub), seed=1)), ratings
+    return text_served(sub, random_vectors(len(sub), seed=1), n_neighbors=10), ratings
 
 
 def test_user_pooling_matches_the_plain_reference(user_fixture):
-    rec, ratings = user_fixture
+    served, ratings = user_fixture
     counts = ratings[ratings["rating"] >= 9].groupby("user_id").size()
     users = counts[counts.between(2, 40)].index[:6].tolist()
     assert len(users) == 6
-    row = {int(m): i for i, m in enumerate(rec.ids)}
+    row = {int(m): i for i, m in enumerate(served.ids)}
     for user in users:
         mine = ratings[ratings["user_id"] == user]
         promoted = [row[a] for a in mine.loc[mine["rating"] >= 9, "anime_id"]]
         rated = {row[a] for a in mine["anime_id"]}
-        expected = rec.ids[naive_pool(rec.vectors, promoted, rated, 10)].tolist()
-        got = rec.for_user(ratings, k=10, user_id=user, n_neighbors=10)
+        expected = served.ids[naive_pool(vectors_of(served), promoted, rated, 10)].tolist()
+        got = answer(served, user_query(ratings, user, served.ids, k=10)).frame
         assert got["MAL_ID"].tolist() == expected
         assert not set(got["MAL_ID"]) & set(mine["anime_id"])
 
 
-def test_for_users_equals_for_user(user_fixture):
-    rec, ratings = user_fixture
+def test_batch_recommend_equals_one_user_at_a_time(user_fixture):
+    """What the evaluation runs (one recommend() over many users) is what one user is served."""
+    served, ratings = user_fixture
     users = np.unique(ratings["user_id"])[:40]
-    batch = rec.for_users(ratings[ratings["user_id"].isin(users)], k=10)
-    assert batch.mal_ids.shape == (len(users), 10)
-    for i, user in enumerate(batch.user_ids):
-        if batch.n_promoted[i] == 0:
-            assert (batch.mal_ids[i] == -1).all()
+    ops, _ = opinions_on_catalog(ratings[ratings["user_id"].isin(users)], served.ids)
+    ui = user_items(ops, len(served.ids), users=users)
+    batch, _ = served.recommender.recommend(ui.liked, 10, exclude=ui.rated, batch_size=16)
+    assert batch.shape == (len(users), 10)
+    for i, user in enumerate(users):
+        if ui.liked[i].nnz == 0:
+            assert (batch[i] == -1).all()
             continue
-        single = rec.for_user(ratings, k=10, user_id=int(user))
-        got = batch.mal_ids[i][batch.mal_ids[i] >= 0].tolist()
-        assert got == single["MAL_ID"].tolist()
-    frame = batch.to_frame()
-    assert set(frame.columns) == {"user_id", "rank", "MAL_ID", "votes"} and (frame["MAL_ID"] >= 0).all()
+        single = answer(served, user_query(ratings, int(user), served.ids, k=10)).frame
+        assert served.ids[batch[i][batch[i] >= 0]].tolist() == single["MAL_ID"].tolist()
 
 
 def test_user_without_promoted_anime(user_fixture):
-    rec, ratings = user_fixture
-    meh = pd.DataFrame({"user_id": 5, "anime_id": rec.ids[:3], "rating": [8, 7, 3]})
+    served, ratings = user_fixture
+    meh = pd.DataFrame({"user_id": 5, "anime_id": served.ids[:3], "rating": [8, 7, 3]})
     with pytest.raises(AnirecError, match=r"user 5 promoted no anime in the catalog.*highest rating 8"):
-        rec.for_user(meh, k=10, user_id=5)
+        user_query(meh, 5, served.ids)
     with pytest.raises(AnirecError, match="no ratings by that user_id"):
-        rec.for_user(ratings, k=10, user_id=-42)
+        user_query(ratings, -42, served.ids)
 
 
 def test_cli_user_errors_exit_2(mal_catalog, tmp_path, capsys):
@@ -250,7 +279,7 @@ def test_cli_recommend_table_json_and_cache(catalog, tiny_model_path, tmp_path, 
             "--cache-dir", str(tmp_path / "cache"), "-k", "4", "--no-progress"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "embeddings: encoded 40 descriptions" in out and "Because you liked" in out
+    assert "embeddings: encoded 40 descriptions" in out and f"Like {query}" in out
     assert main(args + ["--json"]) == 0
     captured = capsys.readouterr()
     import json
@@ -260,4 +289,4 @@ def test_cli_recommend_table_json_and_cache(catalog, tiny_model_path, tmp_path, 
     recs = payload["recommendations"]
     assert [r["rank"] for r in recs] == [1, 2, 3, 4]
     assert query not in [r["title"] for r in recs]
-    assert all(-1.0 <= r["similarity"] <= 1.0 for r in recs)
+    assert all(-1.0 <= r["recommender_score"] <= 1.0 for r in recs)  # one title: the cosine (similar_items)

@@ -8,7 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 from anirec.errors import AnirecError
-from anirec.recommenders import REGISTRY, make, top_k_ordered
+from anirec.recommenders import REGISTRY, make
 from anirec.recommenders.ease import check_ease_memory, ease_weights
 
 N_ITEMS = 40
@@ -78,13 +78,6 @@ def test_contract_state_round_trip(name, world):
     assert np.array_equal(rec.recommend(liked, 6, exclude=seen)[0], back.recommend(liked, 6, exclude=seen)[0])
 
 
-def test_top_k_ordered_ties_go_to_the_lower_column():
-    s = np.array([[1, 3, 3, -np.inf, 3], [-np.inf, -np.inf, 2, -np.inf, -np.inf]], np.float32)
-    idx, val = top_k_ordered(s, 3)
-    assert idx.tolist() == [[1, 2, 4], [2, -1, -1]]
-    assert val[1, 1] == -np.inf
-
-
 def test_ease_closed_form_by_hand():
     x = sp.csr_matrix(np.array([[1, 1, 0], [1, 0, 1], [0, 1, 1], [1, 1, 1]], np.float32))
     lam = 2.0
@@ -135,7 +128,7 @@ def test_text_fusion_gives_both_similarities_the_same_say_at_half(world):
     fit, catalog, _, _ = world
     dense = np.random.default_rng(0).standard_normal((N_ITEMS, 8)).astype(np.float32)
     dense /= np.linalg.norm(dense, axis=1, keepdims=True)
-    from anirec.baselines import tfidf_vectors
+    from anirec.item_vectors import tfidf_vectors
     from anirec.recommenders import text as text_mod
 
     tf = tfidf_vectors(catalog["description"].tolist())
@@ -171,18 +164,13 @@ def test_unknown_method_names_the_choices():
         make("eese")
 
 
-def test_recommend_without_a_fitted_folder_serves_what_evaluate_scores(world):
-    """`anirec recommend --user` over catalog vectors is the text method's recommend()."""
-    from anirec.recommend import Recommender as CatalogRecommender
+def test_random_hash_in_chunks_equals_the_whole_grid():
+    """Random's block hash is computed in row chunks, in place: the same bits as the plain formula."""
+    from anirec.recommenders.simple import _mix64, _mixed_grid
 
-    fit, catalog, liked, seen = world
-    vectors = np.random.default_rng(1).standard_normal((N_ITEMS, 16)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    text = make("text").restore({"rows": vectors}, catalog)
-    # users 0-2 liked `liked` (rating 10) and rated `seen` (rating 5)
-    rows = [(u, 100 + i, 10) for u in range(3) for i in liked[u].indices]
-    rows += [(u, 100 + i, 5) for u in range(3) for i in seen[u].indices]
-    ratings = pd.DataFrame(rows, columns=["user_id", "anime_id", "rating"])
-    served = CatalogRecommender(catalog.assign(Name="x", **{"English name": "x"}), vectors).for_users(ratings, k=6)
-    scored, _ = text.recommend(liked, 6, exclude=seen)
-    assert np.array_equal(served.mal_ids, np.where(scored >= 0, scored + 100, -1))
+    rng = np.random.default_rng(3)
+    rows = rng.integers(0, 2**63, 150, dtype=np.uint64) * np.uint64(2)  # 150: chunks of 64 + a rest
+    cols = rng.integers(0, 2**63, 37, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        want = (_mix64(rows[:, None] + cols[None, :]) >> np.uint64(40)).astype(np.float32)
+    np.testing.assert_array_equal(_mixed_grid(rows, cols), want)

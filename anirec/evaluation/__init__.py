@@ -17,7 +17,7 @@ from .protocols import (
     holdout_task, mixed_task, reference_task,
 )
 from .report import paired_markdown, plot_metric, plot_nps_by_rank, results_markdown, write_outputs
-from .runner import EvalOutcome, Inputs, _load_catalog, _with_items, load_inputs, run_evaluation, run_method
+from .runner import EvalOutcome, Inputs, _load_catalog, load_inputs, run_evaluation, run_method
 
 __all__ = [
     "BASELINES", "PROTOCOLS", "RANK_BUCKETS", "EvalConfig", "EvalOutcome", "Inputs", "MethodSpec", "ModelSpec", "Task",
@@ -25,5 +25,5 @@ __all__ = [
     "coverage_at_k", "drop_anime", "hit_matrix", "hit_rate_at_k", "holdout_mask", "holdout_task", "load_config",
     "load_inputs", "mixed_task", "model_name", "mrr_at_k", "ndcg_at_k", "nps_at_k", "parse_model_arg", "plot_metric",
     "plot_nps_by_rank", "precision_at_k", "read_anime_ids", "recall_at_k", "reference_task", "results_markdown",
-    "paired_difference", "paired_markdown", "run_evaluation", "verdict", "run_method", "score", "write_anime_ids", "write_outputs", "_load_catalog", "_with_items",
+    "paired_difference", "paired_markdown", "run_evaluation", "verdict", "run_method", "score", "write_anime_ids", "write_outputs", "_load_catalog",
 ]

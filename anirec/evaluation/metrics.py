@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
-from ..baselines import lookup
+from ..interactions import lookup
 from .seeds import STREAM_BOOT, seeded_rng
 
 RANK_BUCKETS = ((0, 3, "0-2"), (3, 7, "3-6"), (7, None, "7+"))

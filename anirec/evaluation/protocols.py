@@ -34,8 +34,7 @@ import scipy.sparse as sp
 
 from ..data import read_anime_ids
 from ..errors import AnirecError, warn
-from ..index import rows_of_ids
-from ..interactions import fit_matrix, user_rows_matrix
+from ..interactions import fit_matrix, rows_of_ids, user_rows_matrix
 from ..io import hash_strings
 from ..split import check_pairs_split
 from .seeds import STREAM_COLD, STREAM_HOLDOUT, seeded_rng

@@ -14,7 +14,7 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import AnirecError, warn
-from ..index import rows_of_ids
+from ..interactions import with_items
 from ..io import check_writable_output, hash_file, hash_strings
 from ..recommenders import make
 from .config import EvalConfig, MethodSpec, check_models
@@ -45,14 +45,6 @@ def _load_catalog(source: str) -> tuple[pd.DataFrame, str | None]:
 def _row_keys(frame: pd.DataFrame) -> np.ndarray:
     """One int64 per (user_id, anime_id) row, for set membership tests."""
     return (frame["user_id"].to_numpy(np.int64) << 32) | frame["anime_id"].to_numpy(np.int64)
-
-
-def _with_items(frame: pd.DataFrame, catalog_ids: np.ndarray) -> tuple[pd.DataFrame, int]:
-    items = rows_of_ids(catalog_ids, frame["anime_id"].to_numpy())
-    ok = items >= 0
-    out = frame[ok].copy()
-    out["item"] = items[ok]
-    return out.reset_index(drop=True), int((~ok).sum())
 
 
 def _ratings_file_hash(sources) -> str | list | None:
@@ -90,7 +82,7 @@ def load_inputs(cfg: EvalConfig, protocols: list[str], echo=print) -> Inputs:
     split = split_df = None
     if "reference" in protocols:
         split_df, split_meta = load_split(cfg.split)
-        split, dropped = _with_items(split_df, catalog_ids)
+        split, dropped = with_items(split_df, catalog_ids)
         meta["split"] = {"path": cfg.split, "file_hash": hash_file(cfg.split), "rows": int(len(split_df)),
                          "rows_not_in_catalog": dropped, "meta": split_meta}
     opinions = None
@@ -109,7 +101,7 @@ def load_inputs(cfg: EvalConfig, protocols: list[str], echo=print) -> Inputs:
             meta["ratings"] = {"path": None, "from_split": cfg.split}
         else:
             raise AnirecError("the holdout/coldstart/mixed protocols need ratings: pass --ratings (or --split).")
-        opinions, dropped = _with_items(op[["user_id", "anime_id", "opinion"]], catalog_ids)
+        opinions, dropped = with_items(op[["user_id", "anime_id", "opinion"]], catalog_ids)
         meta["ratings"].update(rows_not_in_catalog=dropped, rows_used=int(len(opinions)))
         # The rows pair labels were mined from (the train rows of the split of every pairs file
         # a fine-tuned model learnt from; without pairs files, of --split) may not be held out

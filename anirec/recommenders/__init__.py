@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..config import Seed, coerce, field_types
 from ..errors import AnirecError
-from .base import Params, Recommender, top_k_ordered
+from .base import Params, Recommender
 from .ease import EASERecommender
 from .hybrid import HybridRecommender
 from .itemknn import ItemKNNRecommender
@@ -49,4 +49,4 @@ def make(name: str, params: dict | None = None, where: str = "method", seed: int
     return cls(cls.Params.from_dict(params, where), **context)
 
 
-__all__ = ["REGISTRY", "Params", "Recommender", "make", "method_class", "top_k_ordered"]
+__all__ = ["REGISTRY", "Params", "Recommender", "make", "method_class"]

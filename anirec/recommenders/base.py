@@ -7,16 +7,18 @@ Items are catalog rows (0 .. n_items-1). Users are rows of sparse (users x items
   ``catalog`` is the catalog DataFrame (rows aligned with the items) for content methods.
 * ``recommend(user_items, k, exclude, candidates)``: for many users at once. ``user_items``
   is what each user liked (non-zero = promoted); ``exclude`` what must never come back
-  (already rated; the liked items are always excluded); ``candidates`` the items that may
-  be recommended (None: all). Returns (users x k) item rows, -1 where a method has fewer
-  than k items to offer, and their scores (k at most the number of items).
+  (every stored entry, whatever its value: a passive rating stored as 0 is still rated; the
+  liked items are always excluded); ``candidates`` the items that may be recommended (None:
+  all). Returns (users x k) item rows, -1 where a method has fewer than k items to offer,
+  and their scores (k at most the number of items).
 * ``similar_items(items, k, candidates)``: the k items most like each of ``items``.
 
 Most methods only define ``scores`` (a dense users x candidates block, -inf = cannot be
-recommended); the base class does batching, exclusion and a deterministic top-k (ties go to
-the lower item row) once, so every method is served the same way by `evaluate` and
-`recommend`. A fitted method saves its state as named arrays plus JSON parameters
-(``state``/``from_state``), which :mod:`anirec.fitted` writes to a folder.
+recommended); the base class does batching, exclusion and the one top-k
+(:func:`anirec.neighbors.top_k`: best first, ties -> the lower item row) once, so every
+method is served the same way by `evaluate` and `recommend`. A fitted method saves its state
+as named arrays plus JSON parameters (``state``/``restore``), which :mod:`anirec.fitted`
+writes to a folder.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ import scipy.sparse as sp
 
 from ..config import from_table
 from ..errors import AnirecError
+from ..neighbors import top_k
 
-# Users scored per block: a block is (batch x n_items) float32, 4,096 x 17.5k = 287 MB at most.
+# Users scored per block: a block is (batch x n_items) float32, 2,048 x 17.5k = 144 MB.
 USER_BATCH = 2048
 
 
@@ -43,29 +46,13 @@ def as_user_items(matrix, n_items: int, what: str = "user_items") -> sp.csr_matr
     return m
 
 
-def top_k_ordered(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row the k best columns (finite scores only), best first, ties -> lower column.
-
-    -1 / -inf where a row has fewer than k finite scores. argpartition finds the k-th best
-    value; everything at least that good is then sorted by (-score, column), so the result
-    does not depend on how argpartition happened to order ties.
-    """
-    n, m = scores.shape
-    k_eff = min(k, m)
-    out_idx = np.full((n, k), -1, np.int64)
-    out_val = np.full((n, k), -np.inf, np.float32)
-    if n == 0 or k_eff == 0:
-        return out_idx, out_val
-    kth = -np.partition(-scores, k_eff - 1, axis=1)[:, k_eff - 1]
-    rows, cols = np.nonzero(scores >= kth[:, None])
-    vals = scores[rows, cols]
-    order = np.lexsort((cols, -vals, rows))
-    rows, cols, vals = rows[order], cols[order], vals[order]
-    rank = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
-    keep = (rank < k_eff) & np.isfinite(vals)
-    out_idx[rows[keep], rank[keep]] = cols[keep]
-    out_val[rows[keep], rank[keep]] = vals[keep]
-    return out_idx, out_val
+def writable_block(scores) -> np.ndarray:
+    """A method's score block as float32 the serving loop may overwrite: ``scores`` returns a
+    new array, so it is used as is; a read-only view (popularity's broadcast row) is copied."""
+    block = np.asarray(scores)
+    if block.dtype != np.float32 or not block.flags.writeable or not block.flags.c_contiguous:
+        block = np.array(block, dtype=np.float32, order="C")
+    return block
 
 
 @dataclass
@@ -110,7 +97,9 @@ class Recommender:
         raise NotImplementedError
 
     def scores(self, user_items: sp.csr_matrix, candidates: np.ndarray) -> np.ndarray:
-        """(users x len(candidates)) float32 scores; -inf where an item cannot be recommended."""
+        """(users x len(candidates)) float32 scores; -inf where an item cannot be recommended.
+
+        A new array (the serving loop writes -inf into it), or a read-only view it copies."""
         raise NotImplementedError
 
     def item_scores(self, items: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -148,7 +137,8 @@ class Recommender:
         liked = as_user_items(user_items, self.n_items)
         blocked = (liked != 0).astype(np.float32)
         if exclude is not None:
-            blocked = blocked + (as_user_items(exclude, self.n_items, "exclude") != 0).astype(np.float32)
+            ex = as_user_items(exclude, self.n_items, "exclude")  # stored entries count, not their value
+            blocked = blocked + sp.csr_matrix((np.ones(ex.nnz, np.float32), ex.indices, ex.indptr), shape=ex.shape)
         blocked = blocked.tocsr()
         cand = self._candidates(candidates)
         n_users = liked.shape[0]
@@ -158,12 +148,12 @@ class Recommender:
         pos[cand] = np.arange(len(cand))
         for start in range(0, n_users, batch_size):
             stop = min(start + batch_size, n_users)
-            block = np.array(self.scores(liked[start:stop], cand), dtype=np.float32, copy=True)
+            block = writable_block(self.scores(liked[start:stop], cand))
             b = blocked[start:stop].tocoo()
             col = pos[b.col]
             ok = col >= 0
             block[b.row[ok], col[ok]] = -np.inf
-            top, val = top_k_ordered(block, k)
+            top, val = top_k(block, k)
             out_idx[start:stop] = np.where(top >= 0, cand[np.maximum(top, 0)], -1)
             out_val[start:stop] = val
         return out_idx, out_val
@@ -175,13 +165,13 @@ class Recommender:
         items = np.asarray(items, np.int64)
         k = min(k, self.n_items)  # as in recommend
         cand = self._candidates(candidates)
-        block = np.array(self.item_scores(items, cand), dtype=np.float32, copy=True)
+        block = writable_block(self.item_scores(items, cand))
         pos = np.full(self.n_items, -1, np.int64)
         pos[cand] = np.arange(len(cand))
         own = pos[items]
         mine = np.flatnonzero(own >= 0)
         block[mine, own[mine]] = -np.inf
-        top, val = top_k_ordered(block, k)
+        top, val = top_k(block, k)
         return np.where(top >= 0, cand[np.maximum(top, 0)], -1), val
 
     def describe(self) -> dict:

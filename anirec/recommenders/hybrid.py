@@ -28,11 +28,11 @@ from dataclasses import dataclass, fields
 import numpy as np
 import scipy.sparse as sp
 
-from ..baselines import dense_neighbors, sparse_neighbors
 from ..errors import AnirecError
+from ..neighbors import link_matrix, neighbor_table
 from .base import Recommender
 from .ease import EASEParams, EASERecommender
-from .pooled import sparse_restore, sparse_state
+from .pooled import item_rows_state, sparse_restore, sparse_state
 from .text import TextParams, TextRecommender
 
 
@@ -69,17 +69,12 @@ class HybridParams(TextParams, EASEParams):
 def text_to_cf_mapping(item_rows, rated: np.ndarray, n_neighbors: int, power: float, prior: float) -> sp.csr_matrix:
     """(items x len(rated)) weights: each item's ``n_neighbors`` nearest ``rated`` items by text
     (never itself), weight similarity ** power over (sum of weights + prior)."""
-    find = sparse_neighbors if sp.issparse(item_rows) else dense_neighbors
+    rated = np.asarray(rated, np.int64)
     n_neighbors = min(n_neighbors, len(rated))  # more than exist would only be -1 padding
-    idx, val = find(item_rows, n_neighbors, np.asarray(rated, np.int64))
-    n_items = idx.shape[0]
-    pos = np.full(n_items, -1, np.int64)
+    idx, val = neighbor_table(item_rows, n_neighbors, rated)
+    pos = np.full(idx.shape[0], -1, np.int64)
     pos[rated] = np.arange(len(rated))
-    rows = np.repeat(np.arange(n_items), idx.shape[1])
-    cols = idx.ravel()
-    weight = np.maximum(val.ravel(), 0.0) ** power
-    ok = (cols >= 0) & (weight > 0)
-    m = sp.csr_matrix((weight[ok].astype(np.float32), (rows[ok], pos[cols[ok]])), shape=(n_items, len(rated)))
+    m = link_matrix(idx, np.maximum(val, 0.0) ** power, len(rated), pos)
     total = np.asarray(m.sum(axis=1)).ravel() + prior
     return (sp.diags((1.0 / np.maximum(total, 1e-12)).astype(np.float32)) @ m).tocsr()
 
@@ -129,7 +124,8 @@ class HybridRecommender(Recommender):
 
     def state(self):
         out = {f"cf.{k}": v for k, v in self.cf.state().items()}
-        out.update({f"text.{k}": v for k, v in self.text.state().items()})
+        # only the text rows: the hybrid maps through them and never pools over text neighbours
+        out.update({f"text.{k}": v for k, v in item_rows_state(self.text.item_rows).items()})
         out.update(sparse_state("mapping", self.mapping))
         out["support"] = self.support
         return out

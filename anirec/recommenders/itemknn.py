@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..baselines import itemknn_vectors
 from ..errors import AnirecError
+from ..item_vectors import itemknn_vectors
 from .base import Params
 from .pooled import PooledRecommender
 
@@ -26,6 +26,5 @@ class ItemKNNRecommender(PooledRecommender):
 
     def fit(self, interactions, catalog):
         # columns of the +1/-1 opinion matrix, L2-normalised; anime nobody rated are zero rows
-        self.item_rows = itemknn_vectors(interactions)
-        self.n_items = self.item_rows.shape[0]
+        self._use_rows(itemknn_vectors(interactions))
         return self

@@ -3,6 +3,11 @@
 ties by their mean similarity. Item-kNN CF and the text methods differ only in the item rows
 whose cosine defines "nearest", so a difference in their results is a difference in what
 they know, not in how users are served.
+
+The neighbour table over the whole catalog is the fitted state that costs (17,562 x 768
+vectors: seconds): it is built on first use, not in ``fit`` (a title query never needs it),
+then kept and saved with the folder, so a query from a fitted folder is a sparse row product.
+A table among restricted candidates (the cold-start view) is built per candidate set.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ import hashlib
 import numpy as np
 import scipy.sparse as sp
 
-from ..baselines import dense_neighbors, sparse_neighbors
+from ..errors import AnirecError
+from ..neighbors import link_matrix, neighbor_table, one_blas_thread
 from .base import Recommender
 
 
@@ -36,59 +42,99 @@ def item_rows_restore(arrays: dict):
     return sparse_restore("rows", arrays) if "rows_indptr" in arrays else np.asarray(arrays["rows"], np.float32)
 
 
+def pooling_links(idx: np.ndarray, val: np.ndarray, n_cols: int, col_of: np.ndarray | None = None):
+    """A neighbour table as the two (items x columns) matrices the pooling multiplies by: links
+    (1 per neighbour) and similarities shifted by +2, so that they are > 0 and the product has
+    exactly the structure of the votes (a sum of cosines could cancel to an implicit zero)."""
+    return link_matrix(idx, 1.0, n_cols, col_of), link_matrix(idx, val + 2.0, n_cols, col_of)
+
+
+def pooled_scores(liked: sp.csr_matrix, links: sp.csr_matrix, shifted: sp.csr_matrix) -> np.ndarray:
+    """(users x columns) votes + (mean similarity + 1) / 4, -inf where nothing pulled an item in.
+
+    Votes are whole numbers and a cosine is in [-1, 1], so the second term (< 1) only breaks
+    ties. Computed on the products' stored entries only, then scattered into the block."""
+    votes, simsum = liked @ links, liked @ shifted
+    if not (np.array_equal(votes.indptr, simsum.indptr) and np.array_equal(votes.indices, simsum.indices)):
+        votes, simsum = votes.sorted_indices(), simsum.sorted_indices()  # same structure, other order
+    v = votes.data
+    mean_sim = simsum.data / v - 2.0
+    out = np.full(votes.shape, -np.inf, np.float32)
+    rows = np.repeat(np.arange(votes.shape[0], dtype=np.int64), np.diff(votes.indptr))
+    out[rows, votes.indices] = v + (mean_sim + 1.0) / 4.0
+    return out
+
+
 class PooledRecommender(Recommender):
     """Base of item-kNN and text: subclasses set ``self.item_rows`` (L2-normalised rows, dense
     or sparse) in ``fit`` and have an ``n_neighbors`` parameter."""
 
     item_rows = None
+    _table: tuple[np.ndarray, np.ndarray] | None = None  # the whole catalog's neighbour table
+    _links_memo: tuple | None = None  # (candidates key, (links, shifted)) of the last candidate set
 
-    def _table(self, candidates: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-        """(items x candidates) neighbour links (1) and similarities, memoised per candidate set:
+    def _use_rows(self, item_rows) -> None:
+        """Set the fitted item rows (and forget the tables of earlier ones)."""
+        self.item_rows = item_rows
+        self.n_items = item_rows.shape[0]
+        self._table, self._links_memo = None, None
+
+    def _width(self, n_candidates: int) -> int:
+        """Neighbours per item: n_neighbors, at most the candidates (more would only be -1 padding)."""
+        return min(self.params.n_neighbors, n_candidates)
+
+    def neighbor_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """(items x n_neighbors) neighbours over the whole catalog (built once, then kept)."""
+        if self._table is None:
+            self._table = neighbor_table(self.item_rows, self._width(self.n_items))
+        return self._table
+
+    def _links(self, candidates: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """(items x candidates) links and shifted similarities, memoised per candidate set:
         evaluation serves thousands of users against one candidate set."""
         key = hashlib.sha1(np.ascontiguousarray(candidates).tobytes()).hexdigest()
-        memo = getattr(self, "_table_memo", None)
-        if memo is not None and memo[0] == key:
-            return memo[1]
-        n = min(self.params.n_neighbors, len(candidates))  # more than exist would only be -1 padding
-        if sp.issparse(self.item_rows):
-            idx, val = sparse_neighbors(self.item_rows, n, candidates)
+        if self._links_memo is not None and self._links_memo[0] == key:
+            return self._links_memo[1]
+        if len(candidates) == self.n_items:  # candidates are sorted unique rows: all of them
+            idx, val = self.neighbor_table()
+            pos = None
         else:
-            idx, val = dense_neighbors(self.item_rows, n, candidates)
-        pos = np.full(self.n_items, -1, np.int64)
-        pos[candidates] = np.arange(len(candidates))
-        rows = np.repeat(np.arange(self.n_items), idx.shape[1])
-        cols = idx.ravel()
-        ok = cols >= 0
-        shape = (self.n_items, len(candidates))
-        links = sp.csr_matrix((np.ones(ok.sum(), np.float32), (rows[ok], pos[cols[ok]])), shape=shape)
-        # similarities shifted to be > 0, so the product has exactly the structure of the votes
-        shifted = sp.csr_matrix((val.ravel()[ok].astype(np.float32) + 2.0, (rows[ok], pos[cols[ok]])), shape=shape)
-        self._table_memo = (key, (links, shifted))
-        return links, shifted
+            idx, val = neighbor_table(self.item_rows, self._width(len(candidates)), candidates)
+            pos = np.full(self.n_items, -1, np.int64)
+            pos[candidates] = np.arange(len(candidates))
+        links = pooling_links(idx, val, len(candidates), pos)
+        self._links_memo = (key, links)
+        return links
 
     def scores(self, user_items, candidates):
-        links, shifted = self._table(candidates)
+        links, shifted = self._links(candidates)
         liked = (sp.csr_matrix(user_items) != 0).astype(np.float32)
-        votes = (liked @ links).toarray()
-        simsum = (liked @ shifted).toarray()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean_sim = simsum / votes - 2.0
-        # votes are whole numbers and cosine is in [-1, 1]: (mean_sim + 1) / 4 < 1 only breaks ties
-        return np.where(votes > 0, votes + (mean_sim + 1.0) / 4.0, -np.inf).astype(np.float32)
+        return pooled_scores(liked, links, shifted)
 
     def item_scores(self, items, candidates):
         """Plain cosine to every candidate (not only the n nearest), for title queries."""
         a = self.item_rows[items]
-        b = self.item_rows[candidates]
+        b = self.item_rows if len(candidates) == self.n_items else self.item_rows[candidates]
         if sp.issparse(a):
             sims = (a @ b.T).toarray()
             return np.where(sims > 0, sims, -np.inf).astype(np.float32)  # nothing shared: not similar
+        if len(a) <= 8:  # a title query: a matrix-vector product
+            with one_blas_thread():
+                return (a @ b.T).astype(np.float32)
         return (a @ b.T).astype(np.float32)
 
     def state(self):
-        return item_rows_state(self.item_rows)
+        idx, val = self.neighbor_table()
+        return {**item_rows_state(self.item_rows), "neighbors_idx": idx, "neighbors_val": val}
 
     def restore(self, arrays, catalog):
-        self.item_rows = item_rows_restore(arrays)
-        self.n_items = self.item_rows.shape[0]
+        self._use_rows(item_rows_restore(arrays))
+        if "neighbors_idx" in arrays:  # folders written before the table was saved rebuild it
+            idx = np.asarray(arrays["neighbors_idx"], np.int64)
+            val = np.asarray(arrays["neighbors_val"], np.float32)
+            want = (self.n_items, self._width(self.n_items))
+            if idx.shape != want or val.shape != want:
+                raise AnirecError(f"method {self.name!r}: saved neighbour table is {idx.shape}, expected {want} "
+                                  "(n_neighbors changed?). Refit with `anirec fit`.")
+            self._table = (idx, val)
         return self

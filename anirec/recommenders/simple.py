@@ -12,16 +12,39 @@ from ..config import Seed
 from .base import Params, Recommender
 
 
+def _mix_in_place(x: np.ndarray, tmp: np.ndarray) -> None:
+    """splitmix64's finaliser on uint64 ``x``, in place (``tmp``: scratch of the same shape)."""
+    with np.errstate(over="ignore"):
+        for shift, factor in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB), (31, None)):
+            np.right_shift(x, np.uint64(shift), out=tmp)
+            np.bitwise_xor(x, tmp, out=x)
+            if factor is not None:
+                np.multiply(x, np.uint64(factor), out=x)
+
+
 def _mix64(x: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser: a cheap, well-spread integer hash, vectorised."""
     x = x.astype(np.uint64, copy=True)
-    with np.errstate(over="ignore"):
-        x ^= x >> np.uint64(30)
-        x *= np.uint64(0xBF58476D1CE4E5B9)
-        x ^= x >> np.uint64(27)
-        x *= np.uint64(0x94D049BB133111EB)
-        x ^= x >> np.uint64(31)
+    _mix_in_place(x, np.empty_like(x))
     return x
+
+
+def _mixed_grid(row_keys: np.ndarray, col_keys: np.ndarray, rows_per_chunk: int = 64) -> np.ndarray:
+    """``_mix64(row_keys[:, None] + col_keys[None, :]) >> 40`` as float32, in chunks of rows with
+    in-place operations: a serving block is 2,048 x 17,562, and whole-block uint64 temporaries
+    (280 MB each) made the hash the slowest part of serving random."""
+    n, m = len(row_keys), len(col_keys)
+    out = np.empty((n, m), np.float32)
+    x = np.empty((min(rows_per_chunk, n), m), np.uint64)
+    t = np.empty_like(x)
+    with np.errstate(over="ignore"):
+        for start in range(0, n, rows_per_chunk):
+            xv, tv = x[:min(rows_per_chunk, n - start)], t[:min(rows_per_chunk, n - start)]
+            np.add(row_keys[start:start + len(xv), None], col_keys[None, :], out=xv)
+            _mix_in_place(xv, tv)
+            np.right_shift(xv, np.uint64(40), out=tv)  # 24 bits: exact in float32
+            out[start:start + len(xv)] = tv
+    return out
 
 
 @dataclass
@@ -48,10 +71,10 @@ class RandomRecommender(Recommender):
         with np.errstate(over="ignore"):
             user_key = np.add.reduceat(per_entry, m.indptr[:-1]) if m.nnz else np.zeros(m.shape[0], np.uint64)
         user_key = np.where(np.diff(m.indptr) > 0, user_key, np.uint64(0))
-        with np.errstate(over="ignore"):
-            keys = _mix64(user_key[:, None] * np.uint64(1_000_003) + candidates.astype(np.uint64)[None, :]
-                          + np.uint64(self.params.seed) * np.uint64(0x632BE59BD9B4E019))
-        return (keys >> np.uint64(40)).astype(np.float32)  # 24 bits: exact in float32
+        with np.errstate(over="ignore"):  # uint64 arithmetic wraps, as a hash should
+            row_keys = user_key * np.uint64(1_000_003)
+            col_keys = candidates.astype(np.uint64) + np.uint64(self.params.seed) * np.uint64(0x632BE59BD9B4E019)
+        return _mixed_grid(row_keys, col_keys)
 
     def state(self) -> dict:
         return {}

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ..baselines import tfidf_vectors
 from ..config import Tokens
 from ..errors import AnirecError
+from ..item_vectors import tfidf_vectors
 from .base import Params
 from .pooled import PooledRecommender
 
@@ -48,13 +48,15 @@ class TextParams(Params):
 
 
 def text_item_rows(catalog, params: TextParams, context: dict):
-    """L2-normalised item rows of the catalog's descriptions, and what the embedding was."""
+    """L2-normalised item rows of the catalog's descriptions, what the embedding was (a
+    JSON-able dict), and the dense model's :class:`~anirec.embeddings.Embeddings` (None for
+    TF-IDF alone)."""
     texts = catalog["description"].astype(str).tolist()
     info: dict = {"model": params.model}
     if params.model == TFIDF:
         rows = tfidf_vectors(texts)
         info["vocabulary"] = int(rows.shape[1])
-        return rows, info
+        return rows, info, None
     from ..embeddings import load_or_embed
 
     emb = load_or_embed(catalog, params.model, params.max_seq_length or None, context.get("cache_dir"),
@@ -66,7 +68,7 @@ def text_item_rows(catalog, params: TextParams, context: dict):
     if params.tfidf_weight > 0:
         rows, fusion = fuse_rows(rows, tfidf_vectors(texts), params.tfidf_weight)
         info.update(fusion)
-    return rows, info
+    return rows, info, emb
 
 
 def pair_similarity_spread(rows, sample: int = 2000, seed: int = 0) -> float:
@@ -103,9 +105,11 @@ class TextRecommender(PooledRecommender):
     Params = TextParams
     uses_text = True
 
+    embeddings = None  # the dense model's vectors and where they came from (cache hit, seconds)
+
     def fit(self, interactions, catalog):
-        self.item_rows, self.embedding = text_item_rows(catalog, self.params, self.context)
-        self.n_items = self.item_rows.shape[0]
+        rows, self.embedding, self.embeddings = text_item_rows(catalog, self.params, self.context)
+        self._use_rows(rows)
         return self
 
     def describe(self):
