@@ -4,7 +4,8 @@ Generates ratings shaped like the full Kaggle data (310k users, 17,562 anime, ~7
 per user with a Zipf-like popularity skew, MAL-like rating distribution) and times every
 step of `anirec evaluate`'s holdout protocol: building the task, each method's
 recommendations (random, most popular, item-kNN CF, a 768-d embedder), and scoring with
-bootstrap intervals. Reports wall time per step and peak memory.
+bootstrap intervals. Reports wall time and this process's CPU time per step (on a shared
+machine the wall time includes waiting for the cores; CPU time does not) and peak memory.
 
     python bench/bench_evaluate.py --out eval/bench_evaluate.txt            # full size
     python bench/bench_evaluate.py --users 30000                            # quick
@@ -13,6 +14,7 @@ bootstrap intervals. Reports wall time per step and peak memory.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import resource
 import time
@@ -50,9 +52,9 @@ def fitted(kind: str, task, vectors: np.ndarray):
 
 
 def timed(label: str, fn):
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     out = fn()
-    say(f"{label:<34} {time.perf_counter() - t:8.1f} s")
+    say(f"{label:<34} {time.perf_counter() - t:8.1f} s   (CPU {time.process_time() - cpu:7.1f} s)")
     return out
 
 
@@ -64,7 +66,8 @@ def main() -> None:
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
-    say(f"bench_evaluate: {platform.processor() or platform.machine()}, {a.users:,} users x {a.items:,} anime")
+    say(f"bench_evaluate: {platform.processor() or platform.machine()}, {a.users:,} users x {a.items:,} anime, "
+        f"{os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.1f}")
     t0 = time.perf_counter()
     ops = timed("generate ratings", lambda: generate(a.users, a.items, a.mean_ratings))
     say(f"{len(ops):,} ratings ({(ops['opinion'] > 0).mean():.0%} promoters)")
@@ -78,7 +81,8 @@ def main() -> None:
         recs = timed(f"recommend: {kind}", lambda: rec.recommend(task.promoted, max(task.ks), exclude=task.seen,
                                                                  candidates=task.candidates)[0])
         timed(f"score + bootstrap: {kind}", lambda: ev.score(task, recs, a.bootstrap))
-    say(f"total {time.perf_counter() - t0:.1f} s, peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
+    say(f"total {time.perf_counter() - t0:.1f} s, peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB, "
+        f"load average at end {os.getloadavg()[0]:.1f}")
     if a.out:
         save(a.out)
 
