@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from math import log2
 
 import numpy as np
@@ -218,7 +220,8 @@ def test_cold_start_never_leaks(mal_dir, mal_catalog):
         recs, _ = ev.run_method(ev.MethodSpec(method, method), task, catalog, cfg)
         assert (recs == -1).all()  # CF knows nothing of an anime nobody rated
     for method, params in [("popular", {}), ("random", {}), ("text", {"model": "tfidf"}), ("hybrid", {})]:
-        recs, _ = ev.run_method(ev.MethodSpec(method, method, params), task, catalog, cfg)
+        recs, info = ev.run_method(ev.MethodSpec(method, method, params), task, catalog, cfg)
+        assert info["lists_sha256"] == hashlib.sha256(recs.astype(np.int64).tobytes()).hexdigest()
         assert np.isin(recs[recs >= 0], cold_items).all() and (recs >= 0).any()
 
 
@@ -290,11 +293,16 @@ def test_evaluate_cli_end_to_end(eval_inputs, tiny_model_path, tmp_path, capsys)
     assert meta["seed"] == 3 and len(meta["data"]["split"]["file_hash"]) == 64
     assert len(meta["data"]["catalog"]["description_hash"]) == 64 and meta["methods"]["tiny"]["method"] == "text"
     assert meta["methods"]["tiny"]["runs"]["holdout"]["embedding"]["fingerprint"]
+    hashes = {(m, p): run["lists_sha256"] for m, v in meta["methods"].items() for p, run in v["runs"].items()}
+    assert len(hashes) == 6 * 4 and all(re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes.values())
+    assert hashes[("popular", "holdout")] != hashes[("random", "holdout")]
 
     # same seed, same results (embeddings now come from the cache)
     code, _, err = run_cli(capsys, *args, "--out", tmp_path / "b")
     assert code == 0, err
     assert (tmp_path / "a" / "results.csv").read_bytes() == (tmp_path / "b" / "results.csv").read_bytes()
+    again = json.loads((tmp_path / "b" / "meta.json").read_text())["methods"]
+    assert {(m, p): run["lists_sha256"] for m, v in again.items() for p, run in v["runs"].items()} == hashes
 
     # `anirec cold-anime` writes the list evaluate drew with the same seed
     code, _, err = run_cli(capsys, "cold-anime", "--catalog", d / "catalog.parquet", "--ratings",

@@ -4,6 +4,7 @@ nothing method-specific; then score and write the report."""
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import time
 from dataclasses import asdict, dataclass
@@ -118,6 +119,12 @@ def load_inputs(cfg: EvalConfig, protocols: list[str], echo=print) -> Inputs:
     return Inputs(catalog, split, opinions, meta)
 
 
+def lists_sha256(recs: np.ndarray) -> str:
+    """sha256 of a protocol's lists, the (users x k) int64 item rows in C order: meta.json
+    records it per method and protocol, so committed results can be checked against code."""
+    return hashlib.sha256(np.ascontiguousarray(recs, dtype=np.int64).tobytes()).hexdigest()
+
+
 def run_method(spec: MethodSpec, task: Task, catalog: pd.DataFrame, cfg: EvalConfig) -> tuple[np.ndarray, dict]:
     """Fit one method on what ``task`` allows and recommend for its users: (recs, what it was)."""
     context = {"seed": cfg.seed, "cache_dir": cfg.cache_dir, "batch_size": cfg.batch_size, "progress": True}
@@ -126,7 +133,8 @@ def run_method(spec: MethodSpec, task: Task, catalog: pd.DataFrame, cfg: EvalCon
     rec.fit(task.fit, catalog)
     fit_s = time.perf_counter() - t
     recs, _ = rec.recommend(task.promoted, k=max(task.ks), exclude=task.seen, candidates=task.candidates)
-    return recs, {**rec.describe(), "fit_s": round(fit_s, 3), "recommend_s": round(time.perf_counter() - t - fit_s, 3)}
+    return recs, {**rec.describe(), "fit_s": round(fit_s, 3), "recommend_s": round(time.perf_counter() - t - fit_s, 3),
+                  "lists_sha256": lists_sha256(recs)}
 
 
 def run_evaluation(cfg: EvalConfig, echo=print) -> EvalOutcome:
