@@ -120,20 +120,38 @@ def result_frame(catalog: pd.DataFrame, rows: np.ndarray, **extra) -> pd.DataFra
     return out
 
 
-def _row_matrix(rows, n_items: int) -> sp.csr_matrix:
-    rows = np.unique(np.asarray(rows, np.int64))
+def _row_matrix(rows: np.ndarray, n_items: int) -> sp.csr_matrix:
+    """One user (1 x items) with 1 at ``rows`` (sorted unique)."""
     return sp.csr_matrix((np.ones(len(rows), np.float32), (np.zeros(len(rows), np.int64), rows)), shape=(1, n_items))
+
+
+def _rows(values, n_items: int, what: str) -> np.ndarray:
+    """Sorted unique catalog rows, checked to be in 0..n_items-1."""
+    rows = np.unique(np.asarray(values, np.int64))
+    if len(rows) and (rows[0] < 0 or rows[-1] >= n_items):
+        raise AnirecError(f"query {what}: rows must be catalog rows in 0..{n_items - 1}.")
+    return rows
 
 
 def _blocked(served: Served, query: Query, liked: np.ndarray) -> np.ndarray:
     """Rows the answer may not hold besides the liked ones: seen, excluded, the liked franchises."""
-    parts = [np.asarray(query.seen, np.int64), np.asarray(query.exclude, np.int64)]
+    n = len(served.ids)
+    parts = [_rows(query.seen, n, "seen"), _rows(query.exclude, n, "exclude")]
     if query.exclude_franchise:
         parts.append(franchise_rows(served.catalog, liked))
-    blocked = np.unique(np.concatenate(parts))
-    if len(blocked) and (blocked[0] < 0 or blocked[-1] >= len(served.ids)):
-        raise AnirecError(f"query rows must be catalog rows in 0..{len(served.ids) - 1}.")
-    return blocked
+    return np.unique(np.concatenate(parts))
+
+
+def _asked(served: Served, query: Query, matches: list[TitleMatch]) -> dict:
+    """The query as --json shows it: the named anime, or how many a user liked and rated."""
+    asked: dict = {}
+    if matches:
+        asked[("likes" if query.as_user else "titles")] = [served.name(m.row) for m in matches]
+        asked["mal_ids"] = [int(served.ids[m.row]) for m in matches]
+    if query.liked:
+        asked.update(promoted=len(np.unique(query.liked)), rated=len(np.unique(query.seen)))
+    asked["exclude_franchise"] = query.exclude_franchise
+    return asked
 
 
 def answer(served: Served, query: Query) -> Answer:
@@ -141,7 +159,7 @@ def answer(served: Served, query: Query) -> Answer:
     if query.k < 1:
         raise AnirecError(f"-k {query.k}: ask for at least one recommendation.")
     matches = served.match(query.titles, query.mal_ids)
-    liked = np.unique(np.r_[np.asarray(query.liked, np.int64), [m.row for m in matches]]).astype(np.int64)
+    liked = _rows(list(query.liked) + [m.row for m in matches], len(served.ids), "liked")
     if not len(liked):
         raise AnirecError("give at least one title, --id MAL_ID or --likes TITLE.")
     blocked = _blocked(served, query, liked)
@@ -160,14 +178,7 @@ def answer(served: Served, query: Query) -> Answer:
         call = "recommend"
     ok = idx[0] >= 0
     frame = result_frame(served.catalog, idx[0][ok], **{SCORE_COLUMN: scores[0][ok].astype(np.float32)})
-    asked: dict = {}
-    if matches:
-        asked[("likes" if query.as_user else "titles")] = [served.name(m.row) for m in matches]
-        asked["mal_ids"] = [int(served.ids[m.row]) for m in matches]
-    if query.liked:
-        asked.update(promoted=len(np.unique(query.liked)), rated=len(np.unique(query.seen)))
-    asked["exclude_franchise"] = query.exclude_franchise
-    return Answer(frame, matches, liked, call, asked)
+    return Answer(frame, matches, liked, call, _asked(served, query, matches))
 
 
 def heading(served: Served, answer: Answer, user: int | None = None) -> str:

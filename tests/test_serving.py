@@ -149,3 +149,21 @@ def test_readme_python_api_runs_as_written(mal_dir, monkeypatch):
     frame = scope["similar"]
     assert len(frame) == 10 and "Steins;Gate" not in frame["title"].tolist()
     assert scope["items"].shape == (5, 10) and (scope["items"] >= 0).all()
+
+
+def test_query_rows_keep_to_candidates_and_never_bring_back_exclusions(demo):
+    from anirec.errors import AnirecError
+    from anirec.fitted import load_fitted
+    from anirec.serving import Query, Served, answer
+
+    catalog, _, _, folders = demo
+    for method in ("text", "hybrid"):
+        served = Served(catalog, load_fitted(folders[method]).recommender)
+        for titles in (("Death Note",), ("Death Note", "K-On!")):
+            even = tuple(range(0, len(catalog), 2))
+            result = answer(served, Query(titles=titles, k=8, candidates=even, exclude=(0, 2, 4)))
+            rows = np.flatnonzero(catalog["MAL_ID"].isin(result.frame["MAL_ID"]))
+            assert len(rows) and set(rows) <= set(even) and not set(rows) & {0, 2, 4}
+            assert result.call == ("similar_items" if len(titles) == 1 else "recommend")
+        with pytest.raises(AnirecError, match="catalog rows in 0..43"):
+            answer(served, Query(liked=(44,)))
