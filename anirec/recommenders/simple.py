@@ -29,21 +29,47 @@ def _mix64(x: np.ndarray) -> np.ndarray:
     return x
 
 
+def _mix_top24(x: np.ndarray, tmp: np.ndarray, out: np.ndarray) -> None:
+    """``out = float32(_mix64(x) >> 40)``, ``x`` (uint64) and ``tmp`` used as scratch. splitmix64's
+    last step (x ^= x >> 31) only changes bits 0..32, so the top 24 bits skip it; the 24-bit
+    result goes to float32 through int64 (numpy's uint64 -> float32 cast is 10x slower)."""
+    with np.errstate(over="ignore"):
+        for shift, factor in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+            np.right_shift(x, np.uint64(shift), out=tmp)
+            np.bitwise_xor(x, tmp, out=x)
+            np.multiply(x, np.uint64(factor), out=x)
+    np.right_shift(x, np.uint64(40), out=tmp)
+    out[...] = tmp.view(np.int64)  # < 2**24: exact in float32
+
+
 def _mixed_grid(row_keys: np.ndarray, col_keys: np.ndarray, rows_per_chunk: int = 64) -> np.ndarray:
-    """``_mix64(row_keys[:, None] + col_keys[None, :]) >> 40`` as float32, in chunks of rows with
-    in-place operations: a serving block is 2,048 x 17,562, and whole-block uint64 temporaries
-    (280 MB each) made the hash the slowest part of serving random."""
+    """``float32(_mix64(row_keys[:, None] + col_keys[None, :]) >> 40)``, in chunks of rows with
+    in-place operations, the row range split over the CPUs (numpy releases the GIL): a serving
+    block is 2,048 x 17,562, and whole-block uint64 temporaries (280 MB each) made this hash
+    the slowest part of serving random."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..models import cpu_threads
+
     n, m = len(row_keys), len(col_keys)
     out = np.empty((n, m), np.float32)
-    x = np.empty((min(rows_per_chunk, n), m), np.uint64)
-    t = np.empty_like(x)
-    with np.errstate(over="ignore"):
-        for start in range(0, n, rows_per_chunk):
-            xv, tv = x[:min(rows_per_chunk, n - start)], t[:min(rows_per_chunk, n - start)]
-            np.add(row_keys[start:start + len(xv), None], col_keys[None, :], out=xv)
-            _mix_in_place(xv, tv)
-            np.right_shift(xv, np.uint64(40), out=tv)  # 24 bits: exact in float32
-            out[start:start + len(xv)] = tv
+
+    def rows(lo: int, hi: int) -> None:
+        x = np.empty((min(rows_per_chunk, hi - lo), m), np.uint64)
+        tmp = np.empty_like(x)
+        for start in range(lo, hi, rows_per_chunk):
+            r = min(rows_per_chunk, hi - start)
+            with np.errstate(over="ignore"):
+                np.add(row_keys[start:start + r, None], col_keys[None, :], out=x[:r])
+            _mix_top24(x[:r], tmp[:r], out[start:start + r])
+
+    parts = min(cpu_threads(), max(1, n // rows_per_chunk))
+    bounds = np.linspace(0, n, parts + 1).astype(int)
+    if parts == 1:
+        rows(0, n)
+    else:
+        with ThreadPoolExecutor(parts) as pool:
+            list(pool.map(rows, bounds[:-1], bounds[1:]))
     return out
 
 
