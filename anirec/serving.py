@@ -69,6 +69,7 @@ class Served:
             raise ValueError("give a recommender or a fit function")
         self.catalog = catalog.reset_index(drop=True)
         self.ids = self.catalog["MAL_ID"].to_numpy(np.int64)
+        self._id_index = pd.Index(self.ids)  # MAL_ID -> row, built once
         self._recommender, self._fit = recommender, fit
         self._titles: TitleIndex | None = None
 
@@ -91,7 +92,10 @@ class Served:
         out = [self.titles.match(str(t)) for t in titles] if titles else []
         for mal_id in mal_ids:
             mal_id = int(mal_id)
-            row = int(rows_of_ids(self.ids, [mal_id])[0]) if _INT64[0] <= mal_id <= _INT64[1] else -1
+            row = -1
+            if _INT64[0] <= mal_id <= _INT64[1]:
+                row = int((self._id_index.get_indexer([mal_id]) if self._id_index.is_unique
+                           else rows_of_ids(self.ids, [mal_id]))[0])
             if row < 0:
                 raise AnirecError(f"--id {mal_id}: no anime with that MAL_ID in the catalog ({len(self.ids):,} anime).")
             out.append(TitleMatch(str(mal_id), row, str(self.catalog["Name"].iat[row]), "id"))
@@ -106,7 +110,7 @@ def result_frame(catalog: pd.DataFrame, rows: np.ndarray, **extra) -> pd.DataFra
     # Only the k result rows are touched: converting whole 17k-row columns costs milliseconds.
     cat = catalog.iloc[rows]
     score = pd.to_numeric(cat["Score"], errors="coerce").to_numpy(np.float64) if "Score" in cat else np.nan
-    out = pd.DataFrame({
+    return pd.DataFrame({
         "rank": np.arange(1, len(rows) + 1),
         "MAL_ID": cat["MAL_ID"].to_numpy(np.int64),
         "title": cat["Name"].to_numpy(),
@@ -114,10 +118,8 @@ def result_frame(catalog: pd.DataFrame, rows: np.ndarray, **extra) -> pd.DataFra
         "type": cat["Type"].to_numpy(),
         "premiered": cat["Premiered"].to_numpy(),
         "score": score,
+        **extra,
     })
-    for name, values in extra.items():
-        out[name] = values
-    return out
 
 
 def _row_matrix(rows: np.ndarray, n_items: int) -> sp.csr_matrix:

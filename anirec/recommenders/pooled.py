@@ -120,8 +120,8 @@ class PooledRecommender(Recommender):
             return np.where(sims > 0, sims, -np.inf).astype(np.float32)  # nothing shared: not similar
         if len(a) <= 8:  # a title query: a matrix-vector product
             with one_blas_thread():
-                return (a @ b.T).astype(np.float32)
-        return (a @ b.T).astype(np.float32)
+                return np.asarray(a @ b.T, dtype=np.float32)
+        return np.asarray(a @ b.T, dtype=np.float32)
 
     def state(self):
         idx, val = self.neighbor_table()
