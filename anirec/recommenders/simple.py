@@ -49,7 +49,7 @@ def _mixed_grid(row_keys: np.ndarray, col_keys: np.ndarray, rows_per_chunk: int 
     the slowest part of serving random."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ..models import cpu_threads
+    from ..backends import cpu_threads
 
     n, m = len(row_keys), len(col_keys)
     out = np.empty((n, m), np.float32)
