@@ -330,16 +330,18 @@ def test_temps_of_killed_writes_are_cleaned_on_the_next_write(tiny, tmp_path, ca
     assert pd.read_parquet(out)["MAL_ID"].tolist() == list(range(1, 9))
 
 
-def test_atomic_dir_puts_back_the_folder_a_killed_write_parked(tmp_path):
+def test_atomic_dir_leaves_alone_a_parked_looking_folder_it_did_not_park(tmp_path):
+    """Issue 19 bug 3: only a folder anirec verifiably parked is put back (a real kill mid-swap:
+    tests/test_reliability_outputs.py); a user's `.model.old` is neither adopted nor deleted."""
     from anirec.io import atomic_dir
 
-    parked = tmp_path / ".model.old"  # killed between moving the old folder away and the new one in
+    parked = tmp_path / ".model.old"
     parked.mkdir()
-    (parked / "weights").write_text("previous")
+    (parked / "weights").write_text("the user's")
     with pytest.raises(RuntimeError):
         with atomic_dir(tmp_path / "model"):
-            raise RuntimeError("this write fails too")
-    assert (tmp_path / "model" / "weights").read_text() == "previous" and not parked.exists()
+            raise RuntimeError("this write fails")
+    assert not (tmp_path / "model").exists() and (parked / "weights").read_text() == "the user's"
 
 
 # ------------------------------------------------------------------ 10. Ctrl-C and one-line parse errors
