@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .backends import set_threads
 from .errors import AnirecError
-from .io import atomic_dir, check_writable_output
+from .io import atomic_dir, check_outputs_not_inputs, check_writable_output
 from .models import not_found_message, resolve_model
 
 STATIC_EXTRA = "pip install 'anirec[static]'"
@@ -36,6 +36,7 @@ def distill_model(model: str, out: str | Path, pca_dims: int | None = 256, echo=
         raise AnirecError(f"--pca-dims {pca_dims}: must be at least 2 (or leave it out to keep the model's dimensions).")
     distill = require_model2vec()
     out = check_writable_output(out, "dir", "--out")  # before minutes of distilling
+    check_outputs_not_inputs([("--out", out, "dir")], [("--model", model if Path(model).exists() else None)])
     resolved = resolve_model(model)
     set_threads()
     start = time.perf_counter()

@@ -26,10 +26,11 @@ import pandas as pd
 from . import __version__
 from .embeddings import Embeddings
 from .errors import AnirecError
-from .io import atomic_dir, hash_strings
+from .io import atomic_dir, check_replaceable_dir, hash_strings
 
 FORMATS = ("npy", "parquet", "faiss", "tsv")
 MANIFEST = "manifest.json"
+KIND = "anirec-embedding-export"
 FILES = {
     "npy": ["embeddings.npy", "ids.npy"],
     "parquet": ["embeddings.parquet"],
@@ -59,8 +60,22 @@ def _clean_tsv(values) -> list[str]:
     return [" ".join(str(v).replace("\t", " ").split()) for v in values]
 
 
+def is_export_manifest(manifest: dict) -> bool:
+    """A manifest anirec wrote for an export (with its kind, or from before exports had one)."""
+    if manifest.get("kind") == KIND:
+        return True
+    return manifest.get("format") in FORMATS and {"anirec_version", "model_fingerprint", "ids_hash", "files"} <= set(manifest)
+
+
+def check_export_replaceable(out: str | Path) -> Path:
+    """``out`` may be written: new, empty, or an earlier export (it is replaced whole, so
+    anything else there, a fitted folder or a project with its own manifest.json, would be lost)."""
+    return check_replaceable_dir(out, "an anirec export", is_export_manifest)
+
+
 def build_manifest(emb: Embeddings, ids: np.ndarray, fmt: str) -> dict:
     return {
+        "kind": KIND,
         "anirec_version": __version__,
         "format": fmt,
         "files": FILES[fmt],
@@ -81,10 +96,7 @@ def export_embeddings(catalog: pd.DataFrame, emb: Embeddings, fmt: str, out: str
     """Write ``emb`` (rows aligned with ``catalog``) to the folder ``out`` atomically."""
     if fmt not in FORMATS:
         raise AnirecError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}.")
-    out = Path(out).expanduser()
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).exists())):
-        # atomic_dir replaces the folder wholesale: never do that to something that is not ours.
-        raise AnirecError(f"--out {out}: exists and is not an anirec export folder. Pass a new or empty folder.")
+    out = check_export_replaceable(out)  # atomic_dir replaces the folder wholesale: never what is not ours
     faiss = require_faiss() if fmt == "faiss" else None  # fail before any work if it is missing
     ids = catalog["MAL_ID"].to_numpy(np.int64)
     vectors = np.ascontiguousarray(emb.vectors, dtype=np.float32)

@@ -15,9 +15,10 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .config import Seed, coerce, field_types, parse_param, read_toml
-from .data import load_ratings, ratings_label, read_catalog
+from .data import load_ratings, ratings_label, read_catalog, source_inputs
 from .errors import AnirecError
 from .fitted import check_replaceable, save_fitted
+from .io import check_outputs_not_inputs, output_lock
 from .interactions import opinions_on_catalog, user_items
 from .recommenders import Recommender, make, method_class
 from .split import ratings_fingerprint
@@ -86,13 +87,23 @@ class FitResult:
     manifest_extra: dict
 
 
-def fit_to_folder(spec: FitMethod, ratings, catalog_path: str | Path, out: str | Path, **context) -> FitResult:
+def fit_to_folder(spec: FitMethod, ratings, catalog_path: str | Path, out: str | Path, config_file=None,
+                  **context) -> FitResult:
     """Fit ``spec`` on every rating (on a catalog anime) in ``ratings`` and save it to ``out``.
 
+    ``out`` is locked for the whole fit: a second fit to it exits at once, naming this one.
+    ``config_file``: the --config the spec came from (only checked not to be inside ``out``).
     ``context``: cache_dir, batch_size, progress (see :func:`anirec.recommenders.make`); the seed
     is one of ``spec``'s parameters (:func:`method_spec`)."""
     recommender = make(spec.method, spec.params, "--param", **context)  # bad params fail before any loading
     check_replaceable(out)
+    check_outputs_not_inputs([("--out", out, "dir")], [*source_inputs("--ratings", ratings, "ratings"),
+                                                       ("--catalog", catalog_path), ("--config", config_file)])
+    with output_lock(out, "--out", wait=1.0):  # another fit there: exit now, do not fit for nothing
+        return _fit_and_save(recommender, ratings, catalog_path, out)
+
+
+def _fit_and_save(recommender: Recommender, ratings, catalog_path, out) -> FitResult:
     catalog = read_catalog(catalog_path)
     frame = load_ratings(ratings)
     ops, off_catalog = opinions_on_catalog(frame, catalog["MAL_ID"].to_numpy())

@@ -22,9 +22,9 @@ import pandas as pd
 from . import cf_pairs, labels
 from .build import open_catalog
 from .co_ratings import pair_counts
-from .data import load_ratings, ratings_coverage, ratings_label, read_anime_ids
+from .data import load_ratings, ratings_coverage, ratings_label, read_anime_ids, source_inputs
 from .errors import AnirecError, warn
-from .io import check_writable_output
+from .io import check_outputs_not_inputs, check_writable_output
 from .opinions import PASSIVE_MIN, PROMOTER_MIN
 from .pairs_report import format_cf_summary, format_label_summary, format_split_summary
 from .split import SplitInfo, make_split, pairs_split_link, reuse_split, save_split, train_rows, write_parquet
@@ -65,6 +65,7 @@ def make_pairs(ratings: list[str], catalog: str, out: str | Path, config: labels
     config = config.resolved()
     out = Path(out)
     split_target = _check_outputs(out, split, split_out)
+    check_outputs_not_inputs([("--out", out), ("--split-out", split_target)], [*source_inputs("--ratings", ratings, "ratings"), *source_inputs("--catalog", catalog, "catalog"), ("--split", split), ("--exclude-anime", exclude_anime)])
     catalog_frame = _allowed_catalog(catalog, exclude_anime, echo)
     table = _read_ratings(ratings, catalog, catalog_frame["MAL_ID"].to_numpy(np.int64), echo)
     info = _split_of(table, split, split_options or SplitOptions(), config)

@@ -9,7 +9,7 @@ import typer
 
 from .app import app
 from .. import build as build_stage, demo as demo_stage
-from ..io import check_writable_output
+from ..io import check_outputs_not_inputs, check_writable_output
 
 
 @app.command()
@@ -27,6 +27,7 @@ def build(
         raise typer.BadParameter("--histogram needs --tokenizer MODEL", param_hint="--histogram")
     if histogram:
         check_writable_output(histogram, "file", "--histogram")
+        check_outputs_not_inputs([("--histogram", histogram)], [("--out", out), *build_stage.build_inputs(data, ratings)])
     result = build_stage.build_catalog(data, out, skip_unknown=skip_unknown, ratings=ratings, template=template,
                                        compare_templates=tokenizer is not None)
     typer.echo(build_stage.format_build_summary(result))

@@ -74,10 +74,11 @@ def cold_anime_cmd(
     seed: int = seed_option(42, "Same seed as `anirec evaluate --seed` gives the same list."),
 ) -> None:
     """Write the cold-start anime list, so pairs/fine-tuning can leave those anime out."""
-    from ..data import load_ratings, ratings_label
-    from ..io import check_writable_output
+    from ..data import load_ratings, ratings_label, source_inputs
+    from ..io import check_outputs_not_inputs, check_writable_output
 
     check_writable_output(out, "file", "--out")
+    check_outputs_not_inputs([("--out", out)], [*source_inputs("--catalog", catalog, "catalog"), *source_inputs("--ratings", ratings, "ratings")])
     cat, _ = ev._load_catalog(catalog)
     ids = ev.cold_anime_ids(load_ratings(ratings), cat["MAL_ID"].to_numpy(), fraction, seed)
     ev.write_anime_ids(ids, out, f"anirec cold-start anime: fraction {fraction}, seed {seed}, ratings {ratings_label(ratings)}")

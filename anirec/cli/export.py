@@ -10,8 +10,8 @@ import typer
 from .app import app
 from ..data import read_catalog
 from ..embeddings import format_embed_summary, load_or_embed
-from ..export import FILES, FORMATS, export_embeddings, require_faiss
-from ..io import check_writable_output
+from ..export import FILES, FORMATS, check_export_replaceable, export_embeddings, require_faiss
+from ..io import check_outputs_not_inputs
 from ..models import DEFAULT_MODEL
 from .options import backend_option, max_seq_length_option
 from .recommend import CACHE_HELP, CATALOG_HELP, MODEL_HELP, MSL_HELP
@@ -32,7 +32,8 @@ def export(
     """Write the catalog embeddings as npy, parquet, a faiss index or TensorBoard TSV, with manifest.json."""
     if fmt not in FORMATS:
         raise typer.BadParameter(f"{fmt!r}: use one of {', '.join(FORMATS)}", param_hint="--format")
-    check_writable_output(out, "dir", "--out")
+    check_export_replaceable(out)
+    check_outputs_not_inputs([("--out", out, "dir")], [("--catalog", catalog), ("--model", model if Path(model).exists() else None)])
     if fmt == "faiss":
         require_faiss()  # before minutes of encoding, not after
     cat = read_catalog(catalog)

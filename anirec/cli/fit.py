@@ -31,5 +31,6 @@ def fit(
 ) -> None:
     """Fit a recommender on ratings + a catalog and save it (method, parameters, arrays, manifest with hashes)."""
     spec = method_spec(method, params, config, model, max_seq_length, backend, seed)
-    result = fit_to_folder(spec, ratings, catalog, out, cache_dir=cache_dir, batch_size=batch_size, progress=progress)
+    result = fit_to_folder(spec, ratings, catalog, out, config_file=config, cache_dir=cache_dir, batch_size=batch_size,
+                           progress=progress)
     typer.echo(format_fit_summary(result))

@@ -1,8 +1,11 @@
 """The evaluation's outputs: markdown tables, PNG plots, meta.json and the cold-anime list,
-each written atomically."""
+each written atomically, as one set: meta.json (written last) lists the files of its run, and
+a run into the same folder removes what the previous run wrote and this one does not (its
+paired.csv, cold_anime.txt, plots of protocols not run again), nothing else there."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from pathlib import Path
@@ -10,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data import write_anime_ids
-from ..io import atomic_path, write_text
+from ..data import source_inputs, write_anime_ids
+from ..io import atomic_path, check_outputs_not_inputs, read_json_manifest, write_text
 from .metrics import RANK_BUCKETS
 from .protocols import PROTOCOLS
 
@@ -184,9 +187,46 @@ def paired_markdown(paired: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+OUTPUT_FILES = ("results.csv", "results.md", "paired.csv", "cold_anime.txt", "nps_by_rank.png", "meta.json")
+_PLOT_FILE = re.compile(rf"^({'|'.join(PROTOCOLS)})_(nps|hit_rate|ndcg)_at_\d+\.png$")
+
+
+def is_output_name(name: str) -> bool:
+    """Whether ``name`` is a file an evaluation writes into its --out folder."""
+    return name in OUTPUT_FILES or bool(_PLOT_FILE.match(name))
+
+
+def previous_outputs(out: Path) -> set[str]:
+    """The files the evaluation that last wrote ``out`` left there: its meta.json's "outputs",
+    or, for runs from before that list, the evaluation's file names present. Only names an
+    evaluation writes count, so nothing else in the folder is ever taken for its output."""
+    meta = read_json_manifest(out, "meta.json") if out.is_dir() else None
+    if meta is None or not {"anirec_version", "protocols", "methods"} <= set(meta):
+        return set()  # not an evaluation folder (or not ours): nothing of it is ours to remove
+    listed = meta.get("outputs")
+    names = listed if isinstance(listed, list) else [p.name for p in out.iterdir()]
+    return {n for n in names if isinstance(n, str) and is_output_name(n)}
+
+
+def check_output_set(cfg) -> None:
+    """Refuse, before any work, an --out whose output set (this run's files, and the previous
+    run's that it replaces) holds one of the evaluation's inputs."""
+    out = Path(cfg.out).expanduser()
+    plots = {f"{p}_{_slug(m.format(k=cfg.k))}.png" for p in PROTOCOLS for m in PLOTS[p]}
+    names = sorted(set(OUTPUT_FILES) | plots | previous_outputs(out))
+    check_outputs_not_inputs(
+        [("--out", out / n) for n in names],
+        [*source_inputs("--catalog", cfg.catalog, "catalog"), *source_inputs("--ratings", cfg.ratings, "ratings"),
+         ("--split", cfg.split), ("--cold-anime", cfg.cold_anime), *(("--pairs", p) for p in cfg.pairs or []),
+         ("--config", cfg.source or None)])
+
+
 def write_outputs(out: Path, results: pd.DataFrame, meta: dict, cfg, cold_ids, paired: pd.DataFrame | None = None) -> list[Path]:
-    """results.csv, results.md, paired.csv, plots, cold_anime.txt and meta.json, each written atomically."""
+    """results.csv, results.md, paired.csv, plots, cold_anime.txt and meta.json, each written
+    atomically; then the previous run's files this run did not write are removed, and meta.json
+    (listing this run's files) comes last."""
     out.mkdir(parents=True, exist_ok=True)
+    previous = previous_outputs(out)
     files = []
     with atomic_path(out / "results.csv") as tmp:
         results.to_csv(tmp, index=False, float_format="%.6g")
@@ -206,6 +246,12 @@ def write_outputs(out: Path, results: pd.DataFrame, meta: dict, cfg, cold_ids, p
     if cold_ids is not None:
         files.append(write_anime_ids(cold_ids, out / "cold_anime.txt",
                                      f"anirec cold-start anime (seed {cfg.seed}); exclude them from pairs/fine-tuning"))
+    meta["outputs"] = sorted({f.name for f in files} | {"meta.json"})
+    for name in sorted(previous - set(meta["outputs"])):
+        stale = out / name
+        if stale.is_symlink() or stale.is_file():
+            with contextlib.suppress(OSError):
+                stale.unlink()
     files.append(write_text(json.dumps(meta, indent=2, default=str) + "\n", out / "meta.json"))
     return files
 

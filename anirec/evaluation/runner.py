@@ -21,7 +21,7 @@ from ..recommenders import make
 from .config import EvalConfig, MethodSpec, check_models
 from .metrics import ndcg_at_k, paired_difference, score, verdict
 from .protocols import Task, build_tasks
-from .report import write_outputs
+from .report import check_output_set, write_outputs
 
 
 @dataclass
@@ -142,6 +142,7 @@ def run_evaluation(cfg: EvalConfig, echo=print) -> EvalOutcome:
     t_start = time.perf_counter()
     cfg.check()
     check_writable_output(cfg.out, "files-in", "--out")  # before minutes of work, not after
+    check_output_set(cfg)  # and no input is one of the files it writes or replaces
     specs = check_models(cfg.method_specs())
     if not specs:
         raise AnirecError(f"{cfg.source or 'evaluate'}: every method was skipped (optional and missing): nothing to evaluate.")

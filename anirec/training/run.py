@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import AnirecError
-from ..io import atomic_dir, check_writable_output
+from ..io import atomic_dir, check_outputs_not_inputs, check_writable_output
 from ..models import load_model, resolve_model
 from .card import format_summary, write_model_card
 from .config import FinetuneConfig
@@ -56,6 +56,7 @@ def finetune(cfg: FinetuneConfig, callbacks: list | None = None, echo=print) -> 
     precision = precision_args(cfg.precision)
     out, work = Path(cfg.out).expanduser(), partial_dir(cfg.out)
     check_writable_output(out, "dir", "--out")  # OUT and OUT.partial are made beside each other
+    check_outputs_not_inputs([("--out", out, "dir")], [("--base", cfg.base if cfg.base and Path(cfg.base).exists() else None), ("--catalog", cfg.catalog), ("--pairs", cfg.pairs)])
     resume_from = prepare_output(cfg, is_main)
 
     # Data first: a bad file fails in a second, before any model is loaded.
