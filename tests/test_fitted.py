@@ -10,7 +10,7 @@ import pytest
 
 from anirec.data import load_ratings
 from anirec.errors import AnirecError
-from anirec.fitted import MANIFEST, STATE_DIR, load_fitted
+from anirec.fitted import MANIFEST, STATE_DIR, load_fitted, seal_manifest
 from anirec.fitting import FitMethod, fit_to_folder, method_spec, parse_param
 from anirec.interactions import opinions_on_catalog, user_items
 from anirec.recommenders import REGISTRY
@@ -198,8 +198,15 @@ def _garble_manifest(d: Path) -> str:
 def _edit_hash(d: Path) -> str:
     manifest = json.loads((d / MANIFEST).read_text())
     manifest["files"]["catalog_ids.npy"] = "0" * 64
-    (d / MANIFEST).write_text(json.dumps(manifest))
+    (d / MANIFEST).write_text(json.dumps(seal_manifest(manifest)))  # resealed: the file's hash is what is wrong
     return "catalog_ids.npy"
+
+
+def _edit_params(d: Path) -> str:
+    manifest = json.loads((d / MANIFEST).read_text())
+    manifest["params"]["lam"] = 1.0
+    (d / MANIFEST).write_text(json.dumps(manifest))
+    return MANIFEST
 
 
 def _old_format(d: Path) -> str:
@@ -209,7 +216,8 @@ def _old_format(d: Path) -> str:
     return "format 0"
 
 
-@pytest.mark.parametrize("damage", [_delete_array, _corrupt_array, _delete_manifest, _garble_manifest, _edit_hash, _old_format])
+@pytest.mark.parametrize("damage", [_delete_array, _corrupt_array, _delete_manifest, _garble_manifest, _edit_hash,
+                                    _edit_params, _old_format])
 def test_partial_or_corrupted_folder_exits_2(ease_dir, capsys, damage):
     named = damage(ease_dir)
     err = expect_user_error(capsys, "recommend", "--recommender", ease_dir, "K-On!")

@@ -104,6 +104,11 @@ class EASERecommender(Recommender):
     def restore(self, arrays, catalog):
         self.active = np.asarray(arrays["active"], np.int64)
         self.weights = np.asarray(arrays["weights"], np.float32)
-        self.n_items = int(arrays["n_items"][0])
+        self.n_items = int(arrays["n_items"][0]) if np.shape(arrays["n_items"]) == (1,) else -1
+        a = self.active
+        if (a.ndim != 1 or self.weights.shape != (len(a), len(a)) or self.n_items < 0
+                or (len(a) and (a[0] < 0 or a[-1] >= self.n_items or (np.diff(a) <= 0).any()))):
+            raise AnirecError("EASE state: 'active' must be increasing item rows below 'n_items', "
+                              "'weights' len(active) x len(active).")
         self._pos = None
         return self

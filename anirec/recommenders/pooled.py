@@ -30,7 +30,12 @@ def sparse_state(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
 
 def sparse_restore(prefix: str, arrays: dict) -> sp.csr_matrix:
     shape = tuple(int(x) for x in arrays[f"{prefix}_shape"])
-    return sp.csr_matrix((arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]), shape=shape)
+    m = sp.csr_matrix((arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]), shape=shape)
+    try:
+        m.check_format(full_check=True)  # an index out of range would read outside the arrays, not raise
+    except ValueError as exc:
+        raise AnirecError(f"{prefix}: not a valid sparse matrix ({exc}).") from None
+    return m
 
 
 def item_rows_state(rows) -> dict[str, np.ndarray]:
