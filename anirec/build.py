@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import load_catalog, load_ratings, ratings_coverage, ratings_label, read_catalog
+from .data import load_catalog, load_ratings, ratings_coverage, ratings_label, read_catalog, source_inputs
 from .descriptions import (
     DEFAULT_TEMPLATE,
     TEMPLATE_COLUMN,
@@ -23,11 +23,13 @@ from .descriptions import (
     truncation_table,
 )
 from .errors import AnirecError
-from .io import check_writable_output, write_parquet
+from .io import check_outputs_not_inputs, check_writable_output, write_parquet
 from .models import load_tokenizer
 
 # What later stages read; the rest of the Kaggle columns are kept too when present.
 FRONT_COLUMNS = ["MAL_ID", "Name", "English name", "Type", "Genres", "Premiered", "description"]
+# Stored as float64 (NaN where MAL says Unknown), so sorting and filtering on them is numeric.
+NUMERIC_COLUMNS = ["Score", "Members", "Popularity"]
 
 
 @dataclass
@@ -44,6 +46,11 @@ class BuildResult:
     descriptions_by_template: dict[str, list[str]] | None = None
 
 
+def build_inputs(data, ratings=None) -> list[tuple[str, Path]]:
+    """Every local file `anirec build` reads (for the check that no output overwrites one)."""
+    return [*source_inputs("--data", data, "catalog"), *source_inputs("--ratings", ratings, "ratings")]
+
+
 def build_catalog(data: str | Path, out: str | Path | None = None, skip_unknown: bool = False,
                   ratings=None, template: str = DEFAULT_TEMPLATE, compare_templates: bool = False) -> BuildResult:
     """Load, describe and (if ``out``) write the catalog atomically; with ``ratings``, validate
@@ -52,6 +59,7 @@ def build_catalog(data: str | Path, out: str | Path | None = None, skip_unknown:
     check_template(template)
     if out is not None:
         check_writable_output(out, "file", "--out")
+        check_outputs_not_inputs([("--out", out)], build_inputs(data, ratings))
     loaded = load_catalog(data)
     catalog, dropped = build_descriptions(loaded.frame, skip_unknown=skip_unknown, template=template)
     if len(catalog) == 0:
@@ -68,7 +76,9 @@ def build_catalog(data: str | Path, out: str | Path | None = None, skip_unknown:
     catalog = catalog[FRONT_COLUMNS + rest]
     # Mixed object columns (numbers read as text, 'Unknown') are stored as strings; ids stay ints.
     for c in rest:
-        if catalog[c].dtype == object:
+        if c in NUMERIC_COLUMNS:
+            catalog[c] = pd.to_numeric(catalog[c], errors="coerce").astype(np.float64)
+        elif catalog[c].dtype == object:
             catalog[c] = catalog[c].astype("string")
     catalog["MAL_ID"] = catalog["MAL_ID"].astype(np.int64)
     coverage = ratings_report(ratings, catalog) if ratings else None

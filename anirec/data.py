@@ -6,9 +6,16 @@ Sources understood everywhere a ``--data``/``--ratings`` argument is taken:
   (``anime.csv`` + ``anime_with_synopsis.csv`` joined on MAL_ID, ``rating_complete.csv``);
 * one pre-merged CSV or parquet file (catalog: with a ``synopsis`` column; ratings:
   ``user_id, anime_id, rating``);
-* a Hugging Face dataset, as ``hf:OWNER/NAME`` or a bare ``OWNER/NAME`` that is not a local
-  path (e.g. ``profoz/anime_rating_complete``); ``hf:/local/folder`` loads a local dataset
-  folder through the same ``datasets.load_dataset`` code path.
+* a Hugging Face dataset, as ``hf:OWNER/NAME``, or a bare ``OWNER/NAME`` when nothing local
+  could be meant (e.g. ``profoz/anime_rating_complete``): a value whose first folder exists
+  here, or that ends in .csv/.parquet/.gz, is a local path, and a mistyped one is "not found",
+  never a stranger's data set. ``hf:/local/folder`` loads a local dataset folder through the
+  same ``datasets.load_dataset`` code path.
+
+Ratings CSVs are read as people save them: with a UTF-8 byte-order mark (Excel's "CSV UTF-8"),
+spaces after the commas, gzip-compressed (``.csv.gz``), with huge fields in extra columns.
+CSV, parquet and Hugging Face ratings pass one rule (ids integers in 0..2^31-1, ratings
+integers 1-10; ``9.0`` is 9), and a file that breaks it is refused naming its first bad row.
 
 Every problem raises :class:`AnirecError` with one line naming the file, column or row.
 """
@@ -48,12 +55,40 @@ class CatalogLoad:
 # --------------------------------------------------------------------------- sources
 
 
+LOCAL_SUFFIXES = (".csv", ".parquet", ".gz")
+
+
 def _is_hf_spec(source: str) -> bool:
+    """``hf:...``, or a bare OWNER/NAME that cannot be a local path (what real users type)."""
     if source.startswith("hf:"):
         return True
-    # A bare OWNER/NAME that is not on disk is a hub id (what real users type).
     parts = source.split("/")
-    return not Path(source).exists() and len(parts) == 2 and all(parts) and not source.startswith((".", "~"))
+    if len(parts) != 2 or not all(parts) or source.startswith((".", "~")) or source.lower().endswith(LOCAL_SUFFIXES):
+        return False
+    return not Path(source).exists() and not Path(parts[0]).exists()
+
+
+def input_files(source, kind: str) -> list[Path]:
+    """The local files (and folder) a ``--data``/``--catalog`` (``kind="catalog"``) or
+    ``--ratings`` (``kind="ratings"``) value reads: what no output of the same command may be."""
+    if source is None:
+        return []
+    if not isinstance(source, (str, Path)):
+        return [p for s in source for p in input_files(s, kind)]
+    text = str(source)
+    if _is_hf_spec(text) and not Path(text.removeprefix("hf:")).exists():
+        return []
+    path = Path(text.removeprefix("hf:")).expanduser()
+    if path.is_dir():
+        names = [ANIME_FILE, SYNOPSIS_FILE] if kind == "catalog" else [RATINGS_FILE]
+        return [path, *(path / n for n in names)]
+    return [path]
+
+
+def source_inputs(option: str, source, kind: str) -> list[tuple[str, Path]]:
+    """``(option, path)`` for each file :func:`input_files` finds: the inputs side of
+    :func:`anirec.io.check_outputs_not_inputs`."""
+    return [(option, p) for p in input_files(source, kind)]
 
 
 def _load_hf(spec: str, what: str) -> pd.DataFrame:
@@ -122,6 +157,7 @@ def _read_csv_text(path: Path) -> pd.DataFrame:
             raise AnirecError(f"{path}: cannot be read as parquet ({' '.join(str(exc).split())}).") from None
     else:
         df = _read_csv_strings(path, keep_default_na=False, na_values=[""])
+        df.columns = [_clean_name(c) for c in df.columns]
     if len(df) == 0:
         raise AnirecError(f"{path}: file has a header but no rows. Pass a file with data.")
     return df
@@ -146,17 +182,26 @@ def _shown(value) -> str:
     return _short(repr(value))
 
 
-def _integer_ids(values: pd.Series, column: str, where: str) -> np.ndarray:
-    """Parse a column of ids as int64; name the first bad row (1-based file line, header = line 1)."""
-    if pd.api.types.is_integer_dtype(values):
+def _row(pos: int, first_row: int) -> str:
+    """How a message names the row at position ``pos``: a CSV's file line (``first_row=2``, the
+    header is line 1) or a table's row counted from 1 (parquet, datasets)."""
+    n = pos + first_row
+    return f"row {n} (line {n} counting the header)" if first_row == 2 else f"row {n}"
+
+
+def _integer_ids(values: pd.Series, column: str, where: str, first_row: int = 2) -> np.ndarray:
+    """Parse a column of ids as int64; name the first bad row (see :func:`_row`)."""
+    if pd.api.types.is_integer_dtype(values) and not values.hasnans:
         return values.to_numpy(np.int64)
     num = pd.to_numeric(values, errors="coerce")
+    if not isinstance(num.dtype, np.dtype):
+        num = num.astype("float64")  # a nullable column: missing values become NaN, refused below
     # Beyond +-2^53 a float no longer holds every integer, and far beyond it int64 cannot: refused too.
     bad = num.isna() | (num != np.floor(num)) | (num.abs() > 2.0**53)
     if bad.any():
         pos = int(np.flatnonzero(bad.to_numpy())[0])
         raise AnirecError(
-            f"{where}, row {pos + 2} (line {pos + 2} counting the header): {column} {_shown(values.iloc[pos])} "
+            f"{where}, {_row(pos, first_row)}: {column} {_shown(values.iloc[pos])} "
             f"is not an integer{' in range' if pd.notna(num.iloc[pos]) else ''}. Fix or delete that row."
         )
     return num.to_numpy().astype(np.int64)
@@ -255,52 +300,105 @@ def read_catalog(path: str | Path) -> pd.DataFrame:
 # --------------------------------------------------------------------------- ratings
 
 
+def _clean_name(name) -> str:
+    """A header cell as meant: without the UTF-8 byte-order mark or the spaces around it."""
+    return str(name).lstrip("\ufeff").strip()
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The header row of a plain or gzip-compressed CSV, names cleaned."""
+    import gzip
+    import io
+
+    try:
+        raw = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+        with io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="") as f:
+            row = next(csv.reader(f), [])
+    except (OSError, EOFError, csv.Error) as exc:  # gzip.BadGzipFile is an OSError
+        raise AnirecError(f"{path}: cannot be read ({_short(str(exc), 200)}). Download or export it again.") from None
+    return [_clean_name(h) for h in row]
+
+
+# pyarrow parses in blocks (1 MB by default) that must hold the longest row; a file with a
+# larger field is read again with larger blocks (a few MB of reviews in an extra column).
+_LARGER_BLOCKS = (1 << 23, 1 << 26, 1 << 29)
+
+
 def _ratings_csv(path: Path) -> pd.DataFrame:
-    """Fast path: pyarrow's multi-threaded CSV reader with compact dtypes (57M rows in seconds)."""
+    """Fast path: pyarrow's multi-threaded CSV reader, only the three columns, compact dtypes
+    (57M rows in seconds). Anything it cannot take (a blank or odd value, a line break inside a
+    quoted field) goes to pandas, as text, for :func:`_checked_ratings` to judge row by row."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     if path.stat().st_size == 0:
         raise AnirecError(f"{path}: file is empty. Download it again or pass another file.")
-    with open(path, encoding="utf-8", errors="replace") as f:
-        header = [h.strip().strip('"') for h in f.readline().strip().split(",")]
+    header = _csv_header(path)
     _require_columns(pd.DataFrame(columns=header), RATING_COLUMNS, str(path))
-    opts = pacsv.ConvertOptions(
-        include_columns=RATING_COLUMNS,
-        column_types={c: pa.from_numpy_dtype(t) for c, t in RATING_DTYPES.items()},
-    )
+    twice = next((c for c in RATING_COLUMNS if header.count(c) > 1), None)
+    if twice:
+        raise AnirecError(f"{path}: column {twice!r} appears twice in the header. Rename or delete one of them.")
+    # Our own names (the header row is skipped): a BOM or spaces in it no longer matter.
+    names = [h if h in RATING_COLUMNS else f"_extra_{i}" for i, h in enumerate(header)]
+    convert = pacsv.ConvertOptions(include_columns=RATING_COLUMNS,
+                                   column_types={c: pa.from_numpy_dtype(t) for c, t in RATING_DTYPES.items()})
+    problem = None
+    for block in (None, *_LARGER_BLOCKS):
+        sizes = {"block_size": block} if block else {}
+        try:
+            table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, **sizes),
+                                   convert_options=convert)
+            problem = next((f"blank {c}" for c in RATING_COLUMNS if table.column(c).null_count), None)
+            break
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            problem = str(exc) or type(exc).__name__
+            if "straddl" not in problem:
+                break
+    if problem is None:
+        return table.to_pandas()
+    text = _read_csv_strings(path, bad_bytes="quiet", usecols=lambda c: _clean_name(c) in RATING_COLUMNS,
+                             keep_default_na=False)
+    text.columns = [_clean_name(c) for c in text.columns]
+    return text
+
+
+def _ratings_parquet(path: Path) -> pd.DataFrame:
     try:
-        table = pacsv.read_csv(path, convert_options=opts)
-        problem = next((f"blank {c}" for c in RATING_COLUMNS if table.column(c).null_count), None)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        problem = _short(str(exc).splitlines()[0], 200) if str(exc) else type(exc).__name__
-    if problem is not None:
-        # The slow path names the first bad row (a blank field, a bad byte, a word for a number).
-        text = _read_csv_strings(path, bad_bytes="quiet", usecols=RATING_COLUMNS, keep_default_na=False)
-        _diagnose_ratings(text, str(path))
-        raise AnirecError(f"{path}: cannot be parsed as ratings: user_id, anime_id, rating integers ({problem}).")
-    return table.to_pandas()
+        import pyarrow.parquet as pq
+
+        names = pq.ParquetFile(path).schema_arrow.names
+    except Exception as exc:
+        raise AnirecError(f"{path}: not a readable parquet file ({_short(' '.join(str(exc).split()), 200)}).") from None
+    _require_columns(pd.DataFrame(columns=names), RATING_COLUMNS, str(path))
+    try:
+        return pd.read_parquet(path, columns=RATING_COLUMNS)
+    except Exception as exc:  # a truncated or damaged file: pyarrow raises several types
+        raise AnirecError(f"{path}: cannot be read as parquet ({_short(' '.join(str(exc).split()), 200)}).") from None
 
 
-def _diagnose_ratings(df: pd.DataFrame, where: str) -> None:
-    """Raise naming the first row whose id or rating is not an integer in range."""
+ID_MAX = int(np.iinfo(np.int32).max)
+
+
+def _checked_ratings(df: pd.DataFrame, where: str, first_row: int) -> pd.DataFrame:
+    """The one rule every ratings source passes, whatever its format: ``user_id`` and
+    ``anime_id`` integers in 0..2^31-1, ``rating`` an integer 1-10 (a whole float such as 9.0
+    counts); returned as int32, int32, int8. The first row that breaks it is named."""
+    out = {}
     for col in RATING_COLUMNS:
-        values = _integer_ids(df[col], col, where)
-        if col == "rating":
-            _check_rating_range(values, where)
-        elif (values < 0).any() or (values > np.iinfo(np.int32).max).any():
-            pos = int(np.flatnonzero((values < 0) | (values > np.iinfo(np.int32).max))[0])
-            raise AnirecError(f"{where}, row {pos + 2}: {col} {values[pos]} is out of range (0..2^31-1).")
-
-
-def _check_rating_range(values: np.ndarray, where: str) -> None:
-    bad = (values < 1) | (values > 10)
-    if bad.any():
-        pos = int(np.flatnonzero(bad)[0])
-        raise AnirecError(
-            f"{where}, row {pos + 2}: rating {int(values[pos])} is outside 1-10 "
-            f"({int(bad.sum())} such row(s)). MAL ratings are 1-10; remove or fix them."
-        )
+        values = df[col]
+        fast = isinstance(values.dtype, np.dtype) and values.dtype.kind in "iu"  # no parsing, no NaN possible
+        arr = values.to_numpy() if fast else _integer_ids(values, col, where, first_row)
+        low, high = (1, 10) if col == "rating" else (0, ID_MAX)
+        bad = (arr < low) | (arr > high)
+        if bad.any():
+            pos = int(np.flatnonzero(bad)[0])
+            if col == "rating":
+                raise AnirecError(f"{where}, row {pos + first_row}: rating {int(arr[pos])} is outside 1-10 "
+                                  f"({int(bad.sum())} such row(s)). MAL ratings are 1-10; remove or fix them.")
+            raise AnirecError(f"{where}, row {pos + first_row}: {col} {int(arr[pos])} is out of range (0..2^31-1). "
+                              "Fix or delete that row.")
+        out[col] = arr.astype(RATING_DTYPES[col], copy=False)
+    return pd.DataFrame(out)
 
 
 def load_ratings(sources) -> pd.DataFrame:
@@ -341,33 +439,20 @@ def _load_ratings_source(source: str | Path) -> pd.DataFrame:
         path = path / RATINGS_FILE
     if _is_hf_spec(source) and not path.exists():
         df = _load_hf(source, "ratings")
-        where = f"hf:{source.removeprefix('hf:')}"
+        where, first_row = f"hf:{source.removeprefix('hf:')}", 1
         _require_columns(df, RATING_COLUMNS, where)
-        df = df[RATING_COLUMNS]
-        _diagnose_ratings(df, where)
     elif not path.exists():
-        raise AnirecError(f"{source}: ratings file not found. Pass {RATINGS_FILE}, a parquet file or a folder holding it.")
+        raise AnirecError(f"{source}: ratings file not found. Pass {RATINGS_FILE}, a parquet file or a folder holding it "
+                          "(a Hugging Face dataset: hf:OWNER/NAME).")
     elif path.is_dir():
         raise AnirecError(f"{path}: folder has no {RATINGS_FILE}. Pass the ratings file itself.")
     elif path.suffix == ".parquet":
-        where = str(path)
-        try:
-            import pyarrow.parquet as pq
-
-            names = pq.ParquetFile(path).schema_arrow.names
-        except Exception as exc:
-            raise AnirecError(f"{path}: not a readable parquet file ({exc}).") from None
-        _require_columns(pd.DataFrame(columns=names), RATING_COLUMNS, where)
-        df = pd.read_parquet(path, columns=RATING_COLUMNS)
-        _diagnose_ratings(df, where)
+        df, where, first_row = _ratings_parquet(path), str(path), 1
     else:
-        where = str(path)
-        df = _ratings_csv(path)
+        df, where, first_row = _ratings_csv(path), str(path), 2
     if len(df) == 0:
         raise AnirecError(f"{where}: no ratings in the file. Pass a file with data.")
-    df = df.astype(RATING_DTYPES)
-    _check_rating_range(df["rating"].to_numpy(), where)
-    return df.reset_index(drop=True)
+    return _checked_ratings(df, where, first_row)
 
 
 def ratings_coverage(ratings: pd.DataFrame, catalog_ids) -> dict:
