@@ -181,6 +181,18 @@ def quantize_int8(source: Path, dest: Path, config=None) -> None:
         logging.disable(logging.NOTSET)
 
 
+def _quantize_cached(fp32: Path, target: Path, config, folder: Path) -> None:
+    """quantize_int8 of the cached fp32 export; a damaged one (a killed copy, a full disk) is one
+    line, as plain --backend onnx says it, not onnx's own ValidationError."""
+    try:
+        quantize_int8(fp32, target, config)
+    except OSError:
+        raise
+    except Exception as exc:  # onnx / onnxruntime raise their own types for an unreadable graph
+        raise AnirecError(f"--backend onnx-int8: could not quantize the cached export {fp32} ({type(exc).__name__}); "
+                          f"delete {folder} to export again.") from None
+
+
 def exported_file(model, resolved: str, backend: str, cache_dir=None, name: str = "", echo=None) -> Path:
     """The cached ONNX file for ``backend``, exporting (and quantizing) it on first use."""
     _transformer(model, name or resolved, backend)
@@ -197,7 +209,7 @@ def exported_file(model, resolved: str, backend: str, cache_dir=None, name: str 
             export_onnx(model[0], fp32)
         if backend == "onnx-int8":
             say(f"quantizing to int8 -> {target}")
-            quantize_int8(fp32, target, getattr(model[0].auto_model, "config", None))
+            _quantize_cached(fp32, target, getattr(model[0].auto_model, "config", None), folder)
     except OSError as exc:
         raise AnirecError(f"--backend {backend}: could not write the exported model in {folder} ({exc}); "
                           "set --cache-dir or ANIREC_CACHE to a writable folder.") from None

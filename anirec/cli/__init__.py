@@ -3,7 +3,8 @@
 ``app.py`` holds the typer app; each command module imports it and adds its commands; this
 package imports the command modules (which registers them, in the order ``anirec --help``
 lists them) and defines ``main``, the console entry point (``anirec.cli:main``): a user error
-(AnirecError) becomes one line on stderr and exit 2, Ctrl-C exit 130. Every import inside the
+(AnirecError) or a usage error (click's: a missing option, a bad value) becomes one line on
+stderr and exit 2, Ctrl-C exit 130. Every import inside the
 CLI runs downward: this package -> command modules -> app.
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import os
 import sys
+
+import typer
 
 from ..errors import AnirecError
 from . import build, export, recommend, pairs, finetune, evaluate, fit, distill  # noqa: F401  (registers the commands)
@@ -34,25 +37,42 @@ def _root_cause(exc: BaseException, kind: type) -> BaseException | None:
     return None
 
 
+def _usage_line(exc) -> str:
+    """A click/typer usage error (missing option, bad value, unknown command) as the one line
+    every other error is, pointing at the command's --help."""
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else "anirec"
+    return f"{exc.format_message()} See `{command} --help`."
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: user errors become one line on stderr and exit code 2, Ctrl-C exit 130."""
+    """Console entry point: user errors, usage errors included, become one line on stderr and
+    exit code 2; Ctrl-C exit 130."""
     # Hugging Face's tokenizers fork warning is noise for a CLI; keep it quiet.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        app(args=argv, prog_name="anirec")
+        # Not standalone: typer hands usage errors to us instead of drawing its multi-line box.
+        code = app(args=argv, prog_name="anirec", standalone_mode=False)
     except AnirecError as exc:
         print(f"anirec: error: {_one_line(exc)}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:  # outside typer's reach (e.g. while it builds the command)
         print("anirec: interrupted", file=sys.stderr)
         sys.exit(130)
-    except SystemExit as exc:
-        # Typer turns Ctrl-C in a command into a silent exit 130, and an EOFError nobody handled
-        # into "Aborted!" exit 1; both keep the original exception in their chain.
-        if exc.code == 130 and _root_cause(exc, KeyboardInterrupt) is not None:
-            print("anirec: interrupted", file=sys.stderr)
-            raise
+    except typer.Abort as exc:
+        # An EOFError nobody handled arrives as Abort; it is a bug: show where it happened.
         eof = _root_cause(exc, EOFError)
         if eof is not None:
-            raise eof from None  # a bug: show where it happened instead of "Aborted!"
-        raise
+            raise eof from None
+        print("anirec: aborted", file=sys.stderr)
+        sys.exit(1)
+    except typer.TyperException as exc:  # click's ClickException and its usage errors
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `anirec`: typer printed the overview
+            sys.exit(2)
+        print(f"anirec: error: {_one_line(_usage_line(exc))}", file=sys.stderr)
+        sys.exit(2)
+    if code == 130:  # typer turns Ctrl-C inside a command into exit code 130
+        print("anirec: interrupted", file=sys.stderr)
+    if isinstance(code, int) and code:
+        sys.exit(code)
+
