@@ -174,3 +174,50 @@ def test_fit_survives_malformed_ratings(clean_data, capsys, damage):
         lambda ratings, catalog, work: ["fit", "--method", "popular", "--ratings", ratings, "--catalog", catalog,
                                         "--out", work / "recommender"],
         lambda work: [work / "recommender"])
+
+
+# ------------------------------------------------------------------ ratings as people save them (issue 19)
+
+
+def dress(path: Path, how: str) -> Path:
+    """Save ``path`` again the way spreadsheets and shells do: a UTF-8 byte-order mark, spaces after
+    the commas, Windows line ends, gzip; ``how`` joins any of them with '+'. Returns the new file."""
+    data = path.read_bytes()
+    ways = set(how.split("+")) - {"plain"}
+    if "spaced" in ways:
+        data = data.replace(b",", b", ")
+    if "crlf" in ways:
+        data = data.replace(b"\n", b"\r\n")
+    if "bom" in ways:
+        data = b"\xef\xbb\xbf" + data
+    if "gzip" in ways:
+        import gzip
+
+        path.unlink()
+        path = path.with_name(path.name + ".gz")
+        data = gzip.compress(data)
+    path.write_bytes(data)
+    return path
+
+
+DRESS = st.sampled_from(["plain", "bom", "spaced", "crlf", "gzip", "bom+spaced", "bom+gzip", "spaced+crlf+gzip"])
+
+
+@fuzz_settings(20)
+@given(how=DRESS, damage=edits(40, 3))
+def test_fit_reads_dressed_ratings_and_refuses_damaged_ones_in_one_line(clean_data, capsys, how, damage):
+    from anirec.data import load_ratings
+
+    tmp, mal, catalog = example_folder(clean_data)
+    with tmp:
+        work = Path(tmp.name)
+        plain = load_ratings(mal / "rating_complete.csv")
+        ratings = mal / "rating_complete.csv"
+        apply_damage(ratings, damage)
+        ratings = dress(ratings, how)
+        code, stdout, err = run_cli(capsys, "fit", "--method", "popular", "--ratings", ratings, "--catalog", catalog,
+                                    "--out", work / "recommender")
+        check_outcome(code, stdout, err, [work / "recommender"])
+        if not damage:  # the same ratings, however saved: always read, always the same
+            assert code == 0, err
+            pd.testing.assert_frame_equal(load_ratings(ratings), plain)
