@@ -345,10 +345,11 @@ def _restored(folder: Path, manifest: dict, arrays: dict, served: pd.DataFrame) 
     try:
         recommender.restore(arrays, served)
         n = recommender.n_items
-        if n == len(served) and n > 0:
-            probe = np.unique([0, n - 1])
-            recommender.recommend(sp.csr_matrix((1, n), dtype=np.float32), 1, candidates=probe)
-            recommender.similar_items(probe[:1], 1, candidates=probe)
+        if n == len(served) and n > 0:  # (cheap: one user who liked nothing; the first and last item)
+            nobody, ends = sp.csr_matrix((1, n), dtype=np.float32), np.unique([0, n - 1])
+            recommender.recommend(nobody, 1)
+            recommender.recommend(nobody, 1, candidates=ends)
+            recommender.similar_items(ends, 1)
     except AnirecError as exc:
         raise AnirecError(f"{folder}: {exc} {_REMAKE}") from None
     except Exception as exc:  # IndexError, ValueError...: the arrays do not describe one fitted method

@@ -28,7 +28,7 @@ from helpers import run_cli, write_tiny_mal
 from test_fuzz_cli import check_outcome, fuzz_settings
 from test_reliability_fitted import reseal
 
-METHODS = ["ease", "popular", "itemknn", "hybrid", "random"]
+METHODS = ["ease", "popular", "itemknn", "text", "hybrid", "random"]
 
 
 @pytest.fixture(scope="module")

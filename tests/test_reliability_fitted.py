@@ -32,7 +32,7 @@ def made(tmp_path_factory):
     root = tmp_path_factory.mktemp("fitted")
     mal = write_tiny_mal(root / "mal")
     catalog = build_catalog(mal, root / "catalog.parquet").out
-    for method in ("ease", "popular", "hybrid", "itemknn"):
+    for method in ("ease", "popular", "hybrid", "itemknn", "text"):
         fit_to_folder(FitMethod(method, {}), str(mal), catalog, root / method, progress=False)
     return root, catalog
 
@@ -92,7 +92,7 @@ def refused(capsys, folder: Path, *extra) -> str:
 
 def test_an_untouched_folder_loads(made, capsys):
     root, _ = made
-    for method in ("ease", "popular", "hybrid", "itemknn"):
+    for method in ("ease", "popular", "hybrid", "itemknn", "text"):
         code, out, err = run_cli(capsys, "recommend", "--recommender", root / method, "--id", "1", "-k", "3", "--json")
         assert code == 0, err
         assert json.loads(out)["method"] == method
@@ -272,11 +272,16 @@ def test_ease_arrays_that_disagree_with_each_other(folder, capsys, arrays):
     ("itemknn", "rows_indices", np.full(4, 10**6, np.int32)),
     ("hybrid", "support", np.zeros(3, np.float32)),
     ("hybrid", "mapping_shape", np.array([8, 999], np.int64)),
+    ("itemknn", "neighbors_idx", "first entry 10**6"),  # the saved neighbour table, right shape, a row beyond the items
+    ("text", "neighbors_idx", "first entry 10**6"),
 ])
 def test_other_methods_arrays_that_disagree(made, tmp_path, capsys, method, name, value):
     import shutil
 
     folder = Path(shutil.copytree(made[0] / method, tmp_path / method))
+    if isinstance(value, str):
+        value = np.load(folder / STATE_DIR / f"{name}.npy")
+        value.flat[0] = 10**6
     np.save(folder / STATE_DIR / f"{name}.npy", value)
     reseal(folder, shapes=True)
     line = refused(capsys, folder)

@@ -149,7 +149,7 @@ def test_a_mistyped_local_path_is_not_taken_for_a_hub_id(tiny, tmp_path, monkeyp
 
 def test_the_catalog_stores_score_members_and_popularity_as_numbers(tiny, tmp_path, capsys):
     from anirec.build import build_catalog
-    from anirec.recommend import result_frame
+    from anirec.serving import result_frame
 
     anime = pd.read_csv(tiny / "anime.csv", dtype=str, keep_default_na=False)
     anime["Score"] = ["8.78", "Unknown", "6.3", "10.0", "7.1", "9.05", "5", "Unknown"]
