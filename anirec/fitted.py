@@ -6,8 +6,9 @@ Layout (written atomically, so a folder is either whole or absent)::
                            reference, each state array's dtype and shape, the sha256 of every
                            other file, and (``manifest_sha256``) of the manifest itself
     DIR/catalog_ids.npy    the MAL_ID of each item row the method was fitted on
-    DIR/catalog.parquet    the catalog's display columns (titles, type, premiered, score):
-                           enough to answer title queries from the folder alone
+    DIR/catalog.parquet    the catalog's display columns (titles, type, premiered, age rating,
+                           score) and ratings per anime in the fitted data: enough to answer
+                           title queries and query filters from the folder alone
     DIR/state/NAME.npy     the method's fitted arrays (``Recommender.state()``), one per file
 
 Loading checks, in order, that the folder and manifest exist, the format and kind are this
@@ -46,9 +47,11 @@ IDS_FILE = "catalog_ids.npy"
 CATALOG_FILE = "catalog.parquet"
 STATE_DIR = "state"
 SEAL = "manifest_sha256"
-# What title queries and result tables show; the descriptions stay out (they can be large and
-# are represented by their hash in the manifest).
-DISPLAY_COLUMNS = ["MAL_ID", "Name", "English name", "Type", "Genres", "Premiered", "Score", "Members"]
+# What title queries, result tables and query filters read; the descriptions stay out (they can be
+# large and are represented by their hash in the manifest).
+RATINGS_COLUMN = "n_ratings"  # ratings per anime in the fitted data: what "new anime" means
+DISPLAY_COLUMNS = ["MAL_ID", "Name", "English name", "Type", "Genres", "Premiered", "Aired", "Rating", "Score",
+                   "Members", RATINGS_COLUMN]
 DISPLAY_REQUIRED = DISPLAY_COLUMNS[:6]
 _ARRAY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -372,6 +375,8 @@ def _load_once(folder: Path, catalog: pd.DataFrame | None, model: str | None) ->
     specs = manifest["array_specs"]
     arrays = {name: _load_array(real / STATE_DIR / f"{name}.npy", specs[name]) for name in manifest["arrays"]}
     served = catalog.reset_index(drop=True) if catalog is not None else display
+    if catalog is not None and RATINGS_COLUMN in display:  # the fitted data's counts go with any catalog
+        served = served.assign(**{RATINGS_COLUMN: display[RATINGS_COLUMN].to_numpy()})
     return FittedRecommender(_restored(real, manifest, arrays, served), manifest, served, folder)
 
 

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from .config import Seed, coerce, field_types, parse_param, read_toml
 from .data import load_ratings, ratings_label, read_catalog, source_inputs
 from .errors import AnirecError
-from .fitted import check_replaceable, save_fitted
+from .fitted import RATINGS_COLUMN, check_replaceable, save_fitted
 from .io import check_outputs_not_inputs, output_lock
 from .interactions import opinions_on_catalog, user_items
 from .recommenders import Recommender, make, method_class
@@ -122,7 +122,9 @@ def _fit_and_save(recommender: Recommender, ratings, catalog_path, out) -> FitRe
         "n_users": len(ui.users),
         "seconds": round(seconds, 3),
     }
-    folder = save_fitted(recommender, out, catalog, provenance)
+    # ratings per anime (passives too) go with the folder: "new anime" = none in the fitted data
+    counted = catalog.assign(**{RATINGS_COLUMN: np.bincount(ops["item"].to_numpy(), minlength=len(catalog))})
+    folder = save_fitted(recommender, out, counted, provenance)
     return FitResult(recommender, folder, provenance)
 
 

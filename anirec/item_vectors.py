@@ -16,12 +16,18 @@ import scipy.sparse as sp
 
 def tfidf_vectors(descriptions: list[str]) -> sp.csr_matrix:
     """TF-IDF rows (L2-normalised) of the same descriptions the embedders read."""
+    return tfidf_fit(descriptions)[0]
+
+
+def tfidf_fit(descriptions: list[str]):
+    """:func:`tfidf_vectors` and the fitted vectorizer (its vocabulary and idf embed a free-text
+    query: :mod:`anirec.text_query`, which repeats its tokenizer and sublinear tf)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     # sublinear tf: a word repeated in a long synopsis should not dominate; English stop
     # words and idf take care of the template's fixed sentences ("It was produced by ...").
     vec = TfidfVectorizer(stop_words="english", sublinear_tf=True, dtype=np.float32)
-    return vec.fit_transform(descriptions).tocsr()
+    return vec.fit_transform(descriptions).tocsr(), vec
 
 
 def itemknn_vectors(fit: sp.csr_matrix) -> sp.csr_matrix:

@@ -109,6 +109,18 @@ class Recommender:
                                 shape=(len(items), self.n_items))
         return self.scores(one_hot, candidates)
 
+    def contributions(self, liked: np.ndarray, items: np.ndarray) -> np.ndarray | None:
+        """(len(liked) x len(items)) how much each liked item lifts each recommended one, read as
+        "because you liked": EASE's B[liked, item], a text method's cosine. None when the method's
+        scores do not come from what was liked (popularity, random)."""
+        return self.item_scores(np.asarray(liked, np.int64), np.asarray(items, np.int64))
+
+    def query_scores(self, text: str, candidates: np.ndarray) -> np.ndarray:
+        """(1 x len(candidates)) how well each candidate fits a free-text query; methods with a
+        text part embed it (see :mod:`anirec.text_query`)."""
+        raise AnirecError(f"method {self.name!r} reads no text, so it cannot rank by a free-text query; "
+                          "use a folder fitted with the text or hybrid method.")
+
     def state(self) -> dict[str, np.ndarray]:
         """Named arrays that, with the parameters, restore the fitted method."""
         raise AnirecError(f"method {self.name!r} cannot be saved to a folder.")

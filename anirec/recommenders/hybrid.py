@@ -119,6 +119,9 @@ class HybridRecommender(Recommender):
         mappable = (np.diff(mapping.indptr) > 0)[None, :] & (w < 1)
         return np.where(np.isfinite(cf) | mappable, blended, -np.inf).astype(np.float32)
 
+    def query_scores(self, text, candidates):
+        return self.text.query_scores(text, candidates)  # a free-text query reads the text part
+
     def describe(self):
         return {**super().describe(), "embedding": getattr(self.text, "embedding", None) if hasattr(self, "text") else None}
 

@@ -102,6 +102,9 @@ class RandomRecommender(Recommender):
             col_keys = candidates.astype(np.uint64) + np.uint64(self.params.seed) * np.uint64(0x632BE59BD9B4E019)
         return _mixed_grid(row_keys, col_keys)
 
+    def contributions(self, liked, items):
+        return None  # a random draw owes nothing to what was liked
+
     def state(self) -> dict:
         return {}
 
@@ -127,6 +130,9 @@ class PopularRecommender(Recommender):
 
     def item_scores(self, items, candidates):
         return np.broadcast_to(self.counts[candidates], (len(items), len(candidates)))
+
+    def contributions(self, liked, items):
+        return None  # popular for everyone, whatever was liked
 
     def state(self):
         return {"counts": self.counts}

@@ -21,7 +21,8 @@ import scipy.sparse as sp
 
 from ..config import Tokens
 from ..errors import AnirecError
-from ..item_vectors import tfidf_vectors
+from ..item_vectors import tfidf_fit
+from ..text_query import TextQuery
 from .base import Params
 from .pooled import PooledRecommender
 
@@ -49,14 +50,15 @@ class TextParams(Params):
 
 def text_item_rows(catalog, params: TextParams, context: dict):
     """L2-normalised item rows of the catalog's descriptions, what the embedding was (a
-    JSON-able dict), and the dense model's :class:`~anirec.embeddings.Embeddings` (None for
-    TF-IDF alone)."""
+    JSON-able dict), the dense model's :class:`~anirec.embeddings.Embeddings` (None for
+    TF-IDF alone), and how to embed a free-text query the same way (:class:`TextQuery`)."""
     texts = catalog["description"].astype(str).tolist()
     info: dict = {"model": params.model}
+    settings = {"max_seq_length": params.max_seq_length or None, "backend": params.backend}
     if params.model == TFIDF:
-        rows = tfidf_vectors(texts)
+        rows, vectorizer = tfidf_fit(texts)
         info["vocabulary"] = int(rows.shape[1])
-        return rows, info, None
+        return rows, info, None, TextQuery.from_fit(params.model, False, vectorizer, rows, None, **settings)
     from ..embeddings import load_or_embed
 
     emb = load_or_embed(catalog, params.model, params.max_seq_length or None, context.get("cache_dir"),
@@ -64,11 +66,13 @@ def text_item_rows(catalog, params: TextParams, context: dict):
                         backend=params.backend)
     info.update(resolved=emb.model, fingerprint=emb.model_fingerprint, max_seq_length=emb.max_seq_length,
                 backend=emb.backend, cache_hit=emb.cache_hit, embed_seconds=round(emb.seconds, 3))
-    rows = emb.vectors
+    rows, vectorizer, dims = emb.vectors, None, emb.vectors.shape[1]
     if params.tfidf_weight > 0:
-        rows, fusion = fuse_rows(rows, tfidf_vectors(texts), params.tfidf_weight)
+        tfidf, vectorizer = tfidf_fit(texts)
+        rows, fusion = fuse_rows(rows, tfidf, params.tfidf_weight)
         info.update(fusion)
-    return rows, info, emb
+    query = TextQuery.from_fit(params.model, vectorizer is not None, vectorizer, rows, dims, **settings)
+    return rows, info, emb, query
 
 
 def pair_similarity_spread(rows, sample: int = 2000, seed: int = 0) -> float:
@@ -108,8 +112,27 @@ class TextRecommender(PooledRecommender):
     embeddings = None  # the dense model's vectors and where they came from (cache hit, seconds)
 
     def fit(self, interactions, catalog):
-        rows, self.embedding, self.embeddings = text_item_rows(catalog, self.params, self.context)
+        rows, self.embedding, self.embeddings, self.query = text_item_rows(catalog, self.params, self.context)
         self._use_rows(rows)
+        return self
+
+    def query_scores(self, text, candidates):
+        """Cosine (the method's own, fused when it fuses) of the query's row to each candidate."""
+        row = self.query.row(text)
+        row = row.toarray() if sp.issparse(row) else row  # a dense vector: O(nnz) product, no sparse-sparse one
+        sims = np.asarray(self.item_rows @ row.ravel()).ravel()[np.asarray(candidates, np.int64)]
+        if sp.issparse(self.item_rows):  # sharing no word: not similar at all (as item_scores)
+            sims = np.where(sims > 0, sims, -np.inf)
+        return sims.astype(np.float32)[None, :]
+
+    def state(self):
+        return {**super().state(), **self.query.state()}
+
+    def restore(self, arrays, catalog):
+        super().restore(arrays, catalog)
+        p = self.params
+        self.query = TextQuery.restore(p.model, p.model != TFIDF and p.tfidf_weight > 0, arrays,
+                                       max_seq_length=p.max_seq_length or None, backend=p.backend)
         return self
 
     def describe(self):
