@@ -13,7 +13,7 @@ app = typer.Typer(
     name="anirec",
     help="Anime recommendations from MyAnimeList data: collaborative filtering (EASE) where anime have ratings, "
     "sentence embedders fine-tuned on what users liked (or TF-IDF) where they do not, and a hybrid of both.\n\n"
-    "Pipeline: build -> pairs -> finetune -> evaluate -> fit -> recommend (embed/export/distill for the text models).",
+    "Pipeline: build -> pairs -> finetune -> evaluate -> fit -> recommend / serve (embed/export/distill for the text models).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

@@ -1,0 +1,1 @@
+"""`anirec serve`: a fitted recommender over HTTP (:mod:`.app`) with a web page (``static/``)."""
