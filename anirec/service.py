@@ -79,6 +79,10 @@ class Service:
         counts = cat[RATINGS_COLUMN].to_numpy() if RATINGS_COLUMN in cat else None
         self.view = CatalogView(cat, counts)
         self.members = np.nan_to_num(numeric(cat, "Members"))
+        # Plain lists: a pandas lookup per shown value cost more than the method's own scoring.
+        self.names = cat["Name"].astype(str).tolist()
+        self.english = [None if e.strip().casefold() in ("", "unknown", "nan") else e
+                        for e in cat["English name"].astype(str).tolist()]
         self._titles = None
         self._folded: list[tuple[str, str]] | None = None
 
@@ -121,17 +125,15 @@ class Service:
         return np.asarray(rows, np.int64), matched
 
     def _name(self, row: int) -> str:
-        return str(self.catalog["Name"].iat[row])
+        return self.names[row]
 
     # ------------------------------------------------------------------ answers
 
     def item(self, row: int) -> dict:
         """The display fields of one anime (what search, lookups and result items share)."""
         f = self.view.fields
-        english = str(self.catalog["English name"].iat[row])
         score = f.mal_score[row]
-        return {"mal_id": int(self.ids[row]), "title": self._name(row),
-                "english_title": None if english.strip().casefold() in ("", "unknown", "nan") else english,
+        return {"mal_id": int(self.ids[row]), "title": self.names[row], "english_title": self.english[row],
                 "year": None if np.isnan(f.year[row]) else int(f.year[row]), "season": f.season[row] or None,
                 "type": f.type[row] or None, "genres": sorted(f.genres[row]),
                 "mal_score": None if np.isnan(score) else round(float(score), 2)}
