@@ -89,13 +89,28 @@ def on_catalog(mal_list: MalList, catalog_ids) -> ListOnCatalog:
 
 def read_mal_list(path: str | Path) -> MalList:
     """Read an export file (plain XML or gzipped, told apart by its first bytes, not its name)."""
+    return parse_mal_list(_read_xml(Path(path).expanduser()), str(Path(path).expanduser()))
+
+
+def read_xml_text(path: str | Path) -> str:
+    """An export file's XML as text (what the HTTP API takes as ``mal_list``), checked like
+    :func:`read_mal_list` reads it; the entries are parsed later, with the query."""
     path = Path(path).expanduser()
+    data = _read_xml(path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise AnirecError(f"--mal-list {path}: not UTF-8 text (byte {exc.start}); {_EXPORT_HINT}.") from None
+
+
+def _read_xml(path: Path) -> bytes:
+    """At most MAX_LIST_BYTES + 1 bytes of XML: the file itself, or what its gzip stream inflates to."""
     try:
         with open(path, "rb") as f:
             head = f.read(2)
             f.seek(0)
             stream = gzip.GzipFile(fileobj=f) if head == _GZIP_MAGIC else f
-            data = stream.read(MAX_LIST_BYTES + 1)
+            return stream.read(MAX_LIST_BYTES + 1)
     except FileNotFoundError:
         raise AnirecError(f"--mal-list {path}: file not found; {_EXPORT_HINT}.") from None
     except IsADirectoryError:
@@ -103,7 +118,6 @@ def read_mal_list(path: str | Path) -> MalList:
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         reason = getattr(exc, "strerror", None) or " ".join(str(exc).split()) or type(exc).__name__
         raise AnirecError(f"--mal-list {path}: cannot be read ({reason}); {_EXPORT_HINT}.") from None
-    return parse_mal_list(data, str(path))
 
 
 def parse_mal_list(data: bytes | str, where: str = "MAL list") -> MalList:

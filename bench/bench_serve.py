@@ -1,7 +1,7 @@
 """Benchmark for issue 18 (not a test): `anirec serve` under a bounded load, and the CLI's start-up.
 
 1. Fit the method on the 2016 ratings (or serve a given folder; or, with --full-size, on
-   generated data of the full Kaggle shape: 17,562 anime, 310k users).
+   generated data with the full Kaggle catalog's size: 17,562 anime, of which 8,000 rated).
 2. Start `anirec serve` on loopback in its own process: seconds from the command to the first
    answered GET /health (imports, loading and checking the folder, building franchises and
    the title index included).
@@ -19,7 +19,7 @@ server, so the latencies are an upper bound of what a remote client would see.
 
     python bench/bench_serve.py --catalog-data ../shared/data/mal --ratings ../shared/data/mal-2016 \\
         --out eval/bench_serve.txt
-    python bench/bench_serve.py --full-size --requests 2000 --out eval/bench_serve_full.txt
+    python bench/bench_serve.py --full-size --out eval/bench_serve_full.txt
 """
 
 from __future__ import annotations
@@ -270,8 +270,11 @@ def main() -> None:
     ap.add_argument("--ratings", action="append", help="ratings to fit on (default ../shared/data/mal-2016)")
     ap.add_argument("--method", default="hybrid")
     ap.add_argument("--param", action="append", default=[])
-    ap.add_argument("--full-size", action="store_true", help="generated data: 17,562 anime, 310k users")
-    ap.add_argument("--promoted-items", type=int, default=10_000, help="--full-size: anime with ratings")
+    ap.add_argument("--full-size", action="store_true", help="generated data: 17,562 anime")
+    ap.add_argument("--promoted-items", type=int, default=8_000,
+                    help="--full-size: anime with ratings (EASE's fit needs items^2 x 20 bytes: 1.3 GB at 8,000)")
+    ap.add_argument("--users", type=int, default=60_000,
+                    help="--full-size: users (serving cost depends on the anime, not on how many users were fitted)")
     ap.add_argument("--requests", type=int, default=5000)
     ap.add_argument("--concurrency", type=int, action="append", help="repeatable (default: 1, then 16)")
     ap.add_argument("--out", type=Path)
@@ -285,8 +288,8 @@ def main() -> None:
         title = "Steins;Gate"
         if folder is None and args.full_size:
             t = time.perf_counter()
-            catalog, ratings = generated_data(tmp, 17_562, 310_000, args.promoted_items)
-            say(f"generated 17,562 anime and 310,000 users' ratings ({args.promoted_items:,} anime rated) "
+            catalog, ratings = generated_data(tmp, 17_562, args.users, args.promoted_items)
+            say(f"generated 17,562 anime and {args.users:,} users' ratings ({args.promoted_items:,} anime rated) "
                 f"in {time.perf_counter() - t:.0f} s")
             folder = tmp / "fitted"
             say(f"fit {args.method} ({fit_folder(args.method, [str(ratings)], catalog, folder, args.param):.0f} s):")
