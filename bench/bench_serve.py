@@ -30,6 +30,7 @@ import json
 import os
 import platform
 import queue
+import shutil
 import socket
 import subprocess
 import sys
@@ -42,6 +43,9 @@ import numpy as np
 
 from benchlog import save, say  # noqa: E402  (first: sets the offline environment)
 
+GENERATED_WORDS = ["sword", "school", "magic", "robot", "love", "detective", "space", "demon", "idol", "sports", "war",
+                   "cooking", "music", "ghost", "time", "island", "dragon", "city", "train", "summer"]
+GENERATED_QUERIES = ["magic school", "space robot war", "detective ghost city", "summer island love"]
 QUERIES = ["dark psychological thriller", "time travel romance", "sports team high school", "space opera war",
            "cozy slice of life with cats", "magic school", "detective mystery", "cooking competition"]
 
@@ -77,7 +81,7 @@ def start_server(folder: Path) -> tuple[subprocess.Popen, int, float]:
 
 
 def make_requests(n: int, ids: np.ndarray, names: list[str], popular: np.ndarray, genres: list[str],
-                  text: bool, seed: int = 0) -> list[tuple[str, str, str, bytes | None]]:
+                  text: bool, seed: int = 0, queries: list[str] = QUERIES) -> list[tuple[str, str, str, bytes | None]]:
     """(kind, method, path, body) for n requests of the mix in the module doc."""
     rng = np.random.default_rng(seed)
     out = []
@@ -91,7 +95,7 @@ def make_requests(n: int, ids: np.ndarray, names: list[str], popular: np.ndarray
                                    "min_score": 6.5}
             kind = "recommend"
             if text and rng.random() < 0.1:
-                body["query"] = str(rng.choice(QUERIES))
+                body["query"] = str(rng.choice(queries))
                 kind = "recommend+query"
             out.append((kind, "POST", "/recommend", json.dumps(body).encode()))
         elif u < 0.8:
@@ -159,7 +163,7 @@ def report_latencies(latencies: dict[str, list[float]]) -> None:
         say(f"  {kind:<16} {len(ms):>6} {p50:>8.1f} {p95:>8.1f} {p99:>8.1f} {ms.max():>8.1f}")
 
 
-def bench_server(folder: Path, n: int, concurrencies: list[int]) -> None:
+def bench_server(folder: Path, n: int, concurrencies: list[int], queries: list[str] = QUERIES) -> None:
     from anirec.fitted import load_fitted
     from anirec.service import Service
 
@@ -175,10 +179,10 @@ def bench_server(folder: Path, n: int, concurrencies: list[int]) -> None:
     proc, port, startup = start_server(folder)
     say(f"server start-up (command -> first /health): {startup:.2f} s")
     try:
-        run_load(port, make_requests(200, ids, names, popular, genres, text, seed=1), max(concurrencies))
+        run_load(port, make_requests(200, ids, names, popular, genres, text, 1, queries), max(concurrencies))
         rss0 = _rss_mib(proc.pid)
         for i, concurrency in enumerate(concurrencies):
-            reqs = make_requests(n, ids, names, popular, genres, text, seed=2 + i)
+            reqs = make_requests(n, ids, names, popular, genres, text, 2 + i, queries)
             latencies, errors, wall = run_load(port, reqs, concurrency)
             say(f"load: {n:,} mixed requests at concurrency {concurrency} in {wall:.1f} s "
                 f"({n / wall:.0f} requests/s), {len(errors)} errors")
@@ -237,8 +241,7 @@ def generated_data(folder: Path, n_items: int, n_users: int, promoted_items: int
     from anirec.build import build_catalog
 
     rng = np.random.default_rng(seed)
-    words = np.array(["sword", "school", "magic", "robot", "love", "detective", "space", "demon", "idol", "sports",
-                      "war", "cooking", "music", "ghost", "time", "island", "dragon", "city", "train", "summer"])
+    words = np.array(GENERATED_WORDS)
     genres = ["Action", "Comedy", "Drama", "Fantasy", "Romance", "Sci-Fi", "Mystery", "Sports", "Horror", "Slice of Life"]
     ids = np.arange(1, n_items + 1)
     anime = pd.DataFrame({
@@ -278,6 +281,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=5000)
     ap.add_argument("--concurrency", type=int, action="append", help="repeatable (default: 1, then 16)")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--keep", type=Path, help="copy the fitted folder here (to serve it again)")
     args = ap.parse_args()
 
     say(f"# bench_serve  {time.strftime('%Y-%m-%d %H:%M')}  python {platform.python_version()}  "
@@ -285,7 +289,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         tmp = Path(tmp)
         folder = args.recommender
-        title = "Steins;Gate"
+        title, queries = "Steins;Gate", QUERIES
         if folder is None and args.full_size:
             t = time.perf_counter()
             catalog, ratings = generated_data(tmp, 17_562, args.users, args.promoted_items)
@@ -293,7 +297,7 @@ def main() -> None:
                 f"in {time.perf_counter() - t:.0f} s")
             folder = tmp / "fitted"
             say(f"fit {args.method} ({fit_folder(args.method, [str(ratings)], catalog, folder, args.param):.0f} s):")
-            title = "Generated"
+            title, queries = "Generated", GENERATED_QUERIES
         elif folder is None:
             from anirec.build import build_catalog
 
@@ -303,7 +307,9 @@ def main() -> None:
             ratings = args.ratings or ["../shared/data/mal-2016"]
             say(f"fit {args.method} on {', '.join(ratings)} "
                 f"({fit_folder(args.method, ratings, catalog, folder, args.param):.0f} s):")
-        bench_server(folder, args.requests, args.concurrency or [1, 16])
+        if args.keep:
+            shutil.copytree(folder, args.keep, dirs_exist_ok=True)
+        bench_server(folder, args.requests, args.concurrency or [1, 16], queries)
         if title != "Generated":
             bench_cli(folder, title)
     if args.out:

@@ -312,3 +312,28 @@ def test_query_survives_save_and_load(catalog, tmp_path):
     np.testing.assert_array_equal(back.query_scores("time travel", cand), rec.query_scores("time travel", cand))
     with pytest.raises(AnirecError, match="reads no text"):
         make("popular").query_scores("x", cand)
+
+
+def test_dense_and_fused_query_rows(mal_catalog, tiny_model_path, tmp_path):
+    """A sentence-model query is encoded like the descriptions; a fused one is [sqrt(1-s) dense,
+    sqrt(s) tfidf] with the fit's share, so its dot product is the method's fused cosine."""
+    from anirec.embeddings import encode_texts
+    from anirec.fitted import load_fitted, save_fitted
+    from anirec.models import load_model
+    from anirec.recommenders import make
+
+    catalog = mal_catalog[0].iloc[:150].reset_index(drop=True)
+    ctx = {"cache_dir": tmp_path / "cache", "progress": False}
+    dense = make("text", {"model": str(tiny_model_path)}, **ctx).fit(None, catalog)
+    fused = make("text", {"model": str(tiny_model_path), "tfidf_weight": 0.5}, **ctx).fit(None, catalog)
+    q = encode_texts(load_model(str(tiny_model_path)), ["a quiet story about cats"], show_progress=False)
+    cand = np.arange(len(catalog))
+    np.testing.assert_allclose(dense.query_scores("a quiet story about cats", cand)[0], dense.item_rows @ q[0], atol=1e-5)
+    s = fused.query.tfidf_share
+    assert 0 < s < 1 and abs(s - fused.embedding["tfidf_share"]) < 1e-4
+    tf = fused.query._tfidf_row("a quiet story about cats").toarray()[0]
+    expected = fused.item_rows @ np.r_[np.sqrt(1 - s) * q[0], np.sqrt(s) * tf]
+    np.testing.assert_allclose(fused.query_scores("a quiet story about cats", cand)[0], expected, atol=1e-5)
+    save_fitted(fused, tmp_path / "f", catalog, {})
+    back = load_fitted(tmp_path / "f").recommender
+    np.testing.assert_allclose(back.query_scores("a quiet story about cats", cand), fused.query_scores("a quiet story about cats", cand), atol=1e-6)

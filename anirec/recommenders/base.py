@@ -133,7 +133,9 @@ class Recommender:
     def _candidates(self, candidates) -> np.ndarray:
         if candidates is None:
             return np.arange(self.n_items, dtype=np.int64)
-        cand = np.unique(np.asarray(candidates, np.int64))
+        cand = np.asarray(candidates, np.int64)
+        if len(cand) > 1 and not (cand[1:] > cand[:-1]).all():  # already sorted and unique: a served filter mask
+            cand = np.unique(cand)
         if len(cand) and (cand[0] < 0 or cand[-1] >= self.n_items):
             raise AnirecError(f"candidates must be item rows in 0..{self.n_items - 1}.")
         return cand

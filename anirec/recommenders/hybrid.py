@@ -109,14 +109,19 @@ class HybridRecommender(Recommender):
         # per user, scores in units of the user's largest CF score
         scale = np.abs(cf_rated).max(axis=1, initial=0.0)
         cf_rated /= np.where(scale > 0, scale, 1.0)[:, None]
-        mapping = self.mapping[candidates]
-        mapped = np.asarray((mapping @ cf_rated.T).T)
+        if 2 * len(candidates) >= self.n_items:  # most items: one product, then pick rows (a row slice copies the mapping)
+            mapped = np.asarray((self.mapping @ cf_rated.T)[candidates].T)
+            mappable_rows = (np.diff(self.mapping.indptr) > 0)[candidates]
+        else:
+            mapping = self.mapping[candidates]
+            mapped = np.asarray((mapping @ cf_rated.T).T)
+            mappable_rows = np.diff(mapping.indptr) > 0
         pos = self.cf._active_pos()[candidates]
         cf = np.full(mapped.shape, -np.inf, np.float32)
         cf[:, pos >= 0] = cf_rated[:, pos[pos >= 0]]
         w = self.cf_share(candidates)[None, :]
         blended = w * np.nan_to_num(cf, neginf=0.0) + (1.0 - w) * self.params.new_weight * mapped
-        mappable = (np.diff(mapping.indptr) > 0)[None, :] & (w < 1)
+        mappable = mappable_rows[None, :] & (w < 1)
         return np.where(np.isfinite(cf) | mappable, blended, -np.inf).astype(np.float32)
 
     def query_scores(self, text, candidates):
