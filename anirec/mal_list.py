@@ -29,7 +29,7 @@ import pandas as pd
 
 from .errors import AnirecError
 from .index import rows_of_ids
-from .labels import PROMOTER_MIN
+from .opinions import PROMOTER_MIN
 
 MAX_LIST_BYTES = 5 * 1024 * 1024  # of XML: ~5,500 entries of MAL's ~900-byte <anime> element
 _GZIP_MAGIC = b"\x1f\x8b"

@@ -23,7 +23,7 @@ from .errors import AnirecError
 from .filters import Filters
 from .fitted import RATINGS_COLUMN, FittedRecommender
 from .index import rows_of_ids
-from .labels import PROMOTER_MIN
+from .opinions import PROMOTER_MIN
 from .mal_list import MAX_LIST_BYTES, on_catalog, parse_mal_list
 from .ranking import CatalogView, Ranked, rank
 
