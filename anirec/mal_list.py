@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import AnirecError
-from .index import rows_of_ids
+from .interactions import rows_of_ids
 from .opinions import PROMOTER_MIN
 
 MAX_LIST_BYTES = 5 * 1024 * 1024  # of XML: ~5,500 entries of MAL's ~900-byte <anime> element

@@ -29,7 +29,7 @@ from .errors import AnirecError
 from .explain import because
 from .filters import Filters, candidate_mask
 from .franchises import Franchises
-from .recommenders.base import top_k_ordered
+from .neighbors import top_k
 
 RRF_K = 60  # the reciprocal-rank constant of Cormack et al.; a property of the fusion, not tuned here
 _WIDEN = 4  # how much longer a list is asked for each time one-per-franchise leaves fewer than k
@@ -104,7 +104,7 @@ def _scorer(recommender, liked: np.ndarray, text: str | None, cand: np.ndarray, 
         return idx[0], val[0]
 
     def by_text(want):
-        idx, val = top_k_ordered(recommender.query_scores(text, cand), want)
+        idx, val = top_k(recommender.query_scores(text, cand), want)
         return np.where(idx[0] >= 0, cand[np.maximum(idx[0], 0)], -1), val[0]
 
     if text is None:
@@ -116,7 +116,7 @@ def _scorer(recommender, liked: np.ndarray, text: str | None, cand: np.ndarray, 
     fused = _reciprocal_rank(rankings, len(cand))
 
     def by_both(want):
-        idx, val = top_k_ordered(fused[None, :], want)
+        idx, val = top_k(fused[None, :], want)
         return np.where(idx[0] >= 0, cand[np.maximum(idx[0], 0)], -1), val[0]
 
     return by_both

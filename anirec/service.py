@@ -22,7 +22,7 @@ from .anime_fields import numeric
 from .errors import AnirecError
 from .filters import Filters
 from .fitted import RATINGS_COLUMN, FittedRecommender
-from .index import rows_of_ids
+from .interactions import rows_of_ids
 from .opinions import PROMOTER_MIN
 from .mal_list import MAX_LIST_BYTES, on_catalog, parse_mal_list
 from .ranking import CatalogView, Ranked, rank
@@ -75,7 +75,6 @@ class Service:
         cat = fitted.catalog
         self.catalog = cat
         self.ids = fitted.ids
-        self._sorter = np.argsort(self.ids, kind="stable")
         counts = cat[RATINGS_COLUMN].to_numpy() if RATINGS_COLUMN in cat else None
         self.view = CatalogView(cat, counts)
         self.members = np.nan_to_num(numeric(cat, "Members"))
@@ -91,7 +90,7 @@ class Service:
     @property
     def titles(self):
         if self._titles is None:
-            from .recommend import TitleIndex
+            from .titles import TitleIndex
 
             self._titles = TitleIndex(self.catalog)
         return self._titles
@@ -102,7 +101,7 @@ class Service:
         return self
 
     def row(self, mal_id: int) -> int:
-        row = int(rows_of_ids(self.ids, [mal_id], self._sorter)[0])
+        row = int(rows_of_ids(self.ids, [mal_id])[0]) if -(1 << 63) <= mal_id < (1 << 63) else -1
         if row < 0:
             raise NotFound(f"anime {mal_id}: no anime with that MAL_ID in this recommender's catalog "
                            f"({len(self.ids):,} anime); find one with GET /anime?q=TITLE.")

@@ -278,7 +278,7 @@ def test_popularity_explains_nothing(catalog, ease):
 
 
 def test_free_text_tfidf_query(catalog):
-    from anirec.baselines import tfidf_fit
+    from anirec.item_vectors import tfidf_fit
     from anirec.recommenders import make
 
     rec = make("text", {"model": "tfidf"}).fit(None, catalog)
