@@ -132,8 +132,9 @@ class HybridRecommender(Recommender):
 
     def state(self):
         out = {f"cf.{k}": v for k, v in self.cf.state().items()}
-        # only the text rows: the hybrid maps through them and never pools over text neighbours
-        out.update({f"text.{k}": v for k, v in item_rows_state(self.text.item_rows).items()})
+        # only the text rows (the hybrid maps through them and never pools over text neighbours)
+        # and what embeds a free-text query
+        out.update({f"text.{k}": v for k, v in {**item_rows_state(self.text.item_rows), **self.text.query.state()}.items()})
         out.update(sparse_state("mapping", self.mapping))
         out["support"] = self.support
         return out
