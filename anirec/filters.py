@@ -65,6 +65,11 @@ class Filters:
         if self.min_score is not None and not 0 <= self.min_score <= 10:
             raise AnirecError(f"min_score {self.min_score}: a MAL score is between 0 and 10.")
 
+    @classmethod
+    def none(cls) -> "Filters":
+        """Nothing filtered: every anime may come back, as in the list `anirec evaluate` scores."""
+        return cls(include_adult=True, one_per_franchise=False, liked_franchises=True)
+
     def to_dict(self) -> dict:
         out = asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}

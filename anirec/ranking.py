@@ -92,13 +92,20 @@ def _reciprocal_rank(rankings: list[np.ndarray], n: int) -> np.ndarray:
     return np.where(fused > 0, fused, -np.inf).astype(np.float32)
 
 
-def _scorer(recommender, liked: np.ndarray, text: str | None, cand: np.ndarray, similar: bool):
-    """A function want -> (rows, scores): the best ``want`` candidates for this query, best first."""
+def _scorer(recommender, liked: np.ndarray, text: str | None, cand: np.ndarray, similar: bool,
+            exclude: sp.csr_matrix | None):
+    """A function want -> (rows, scores): the best ``want`` candidates for this query, best first.
+    ``exclude`` (not None): nothing but the liked and seen rows is filtered out, so the method is
+    called exactly as the evaluation calls it (seen rows excluded, every other item a candidate:
+    a pooled method's neighbours are then not restricted), ``cand`` being what is left."""
     n_items = recommender.n_items
 
     def by_likes(want):
         if similar:
-            idx, val = recommender.similar_items(liked[:1], want, candidates=cand)
+            idx, val = recommender.similar_items(liked[:1], want, candidates=None if exclude is not None and
+                                                 exclude.nnz == 0 else cand)
+        elif exclude is not None:
+            idx, val = recommender.recommend(_liked_matrix(liked, n_items), want, exclude=exclude)
         else:
             idx, val = recommender.recommend(_liked_matrix(liked, n_items), want, candidates=cand)
         return idx[0], val[0]
@@ -123,16 +130,20 @@ def _scorer(recommender, liked: np.ndarray, text: str | None, cand: np.ndarray, 
 
 
 def rank(recommender, view: CatalogView, liked=(), seen=(), filters: Filters = Filters(), k: int = 10,
-         text: str | None = None, similar: bool = False) -> Ranked:
-    """The k best anime for one query (see the module doc). ``similar``: one liked title, asked as
+         text: str | None = None, similar: bool = False, allowed=None) -> Ranked:
+    """The k best anime for one query (see the module doc). ``seen``: rows never recommended;
+    ``allowed``: the only rows that may be (None: any); ``similar``: one liked title, asked as
     "more like this" (its ``similar_items``) rather than as a user who liked it."""
     if k < 1:
         raise AnirecError(f"k = {k}: ask for at least one recommendation.")
     liked = np.unique(np.asarray(liked, np.int64))
     seen = np.unique(np.asarray(seen, np.int64))
-    if not len(liked) and text is None:
+    if not len(liked) and not text:
         raise AnirecError("nothing to recommend from: give liked anime, ratings, a MAL list or a free-text query.")
     mask = candidate_mask(view.fields, filters, view.franchises, liked, seen, view.n_ratings)
+    if allowed is not None:
+        mask &= np.isin(np.arange(len(mask)), np.asarray(allowed, np.int64))
+    unrestricted = bool(mask.all())
     mask[liked] = False
     mask[seen] = False
     cand = np.flatnonzero(mask)
@@ -140,7 +151,9 @@ def rank(recommender, view: CatalogView, liked=(), seen=(), filters: Filters = F
     if not len(cand):
         empty = np.empty(0, np.int64)
         return Ranked(empty, np.empty(0, np.float32), empty, None, 0, notes + ["no anime passes these filters"])
-    score = _scorer(recommender, liked, text, cand, similar)
+    exclude = _liked_matrix(seen, recommender.n_items) if unrestricted else None
+    score = _scorer(recommender, liked, text, cand, similar, exclude)
+    k = min(k, len(cand))  # -k 10**12 asks for everything there is, not for 10**12 slots
     rows, scores = _best(score, k, len(cand), view.franchises if filters.one_per_franchise else None)
     is_new = None if view.n_ratings is None else view.n_ratings[rows] == 0
     return Ranked(rows, scores, because(recommender, liked, rows), is_new, len(cand), notes)

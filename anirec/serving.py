@@ -1,19 +1,22 @@
 """The one path for every query: a :class:`Query` answered by :func:`answer` over any
 recommender, in memory (plain `anirec recommend` fits the text method) or from a fitted folder
-(`--recommender`), for the CLI now and the HTTP API later.
+(`--recommender`, `anirec serve`), for the CLI and the HTTP API alike.
 
 A query names anime (titles, MAL_IDs) and/or gives catalog rows (what a user liked, what they
-already rated); what must never come back (``seen``, ``exclude``, the franchise of the liked
-anime) and what may (``candidates``) are rows too. It is answered by the method's own calls,
-the ones the evaluation scores, so what is served is what was measured:
+already rated or listed); what must never come back (``seen``, ``exclude``) and what may
+(``candidates``) are rows too; its :class:`~anirec.filters.Filters` (type, years, genres, MAL
+score, age rating, franchises) and a free text complete it. It is answered by the method's own
+calls, the ones the evaluation scores (:mod:`anirec.ranking`), so what is served is what was
+measured, under the filters asked:
 
-* one named anime (and nothing liked from ratings): ``similar_items`` ("Like X");
-* anything else: one user who liked those anime, ``recommend`` with the seen and excluded
-  rows excluded ("Because you liked ...").
+* one named anime (and nothing liked from ratings, no text): ``similar_items`` ("Like X");
+* anything else: one user who liked those anime, ``recommend`` (with the free text fused in
+  by rank when given; text alone: the text part's ``query_scores``).
 
-The answer is a plain frame (catalog columns + ``recommender_score``, best first) and what was
-matched. Matching happens before the recommender is first needed, so a mistyped title fails
-in milliseconds, before any model is loaded.
+:func:`payload` is the JSON both `recommend --json` and `POST /recommend` print, and
+:func:`likes_query` the request shape both accept (likes, ratings, a MAL list, free text), so
+the HTTP answer is the CLI answer. Matching happens before the recommender is first needed,
+so a mistyped title fails in milliseconds, before any model is loaded.
 """
 
 from __future__ import annotations
@@ -26,10 +29,14 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .errors import AnirecError
+from .filters import Filters
+from .fitted import RATINGS_COLUMN
 from .interactions import opinions_on_catalog, rows_of_ids, user_items
+from .mal_list import MAX_LIST_BYTES, on_catalog, parse_mal_list
 from .opinions import PROMOTER_MIN
+from .ranking import CatalogView, Ranked, rank
 from .recommenders import Recommender
-from .titles import TitleIndex, TitleMatch, franchise_rows
+from .titles import TitleIndex, TitleMatch
 
 SCORE_COLUMN = "recommender_score"  # the method's own score ("score" is MAL's)
 _INT64 = (-(1 << 63), (1 << 63) - 1)
@@ -46,7 +53,10 @@ class Query:
     exclude: tuple[int, ...] = ()  # more rows never recommended
     candidates: tuple[int, ...] | None = None  # rows that may be recommended (None: all)
     k: int = 10
-    exclude_franchise: bool = False  # never the liked anime's sequels, movies, spin-offs (by title)
+    # What may be shown. The Python API's default filters nothing (the method's own list, as
+    # evaluated); the CLI and HTTP front ends default to Filters(): no R+/Rx, one per franchise...
+    filters: Filters = field(default_factory=Filters.none)
+    text: str | None = None  # a free-text description, ranked by the method's text part
     as_user: bool = False  # one named anime is still a user's like (`--likes`), not "similar to"
 
 
@@ -55,8 +65,11 @@ class Answer:
     frame: pd.DataFrame  # rank, MAL_ID, titles, type, premiered, MAL score, SCORE_COLUMN; best first
     matches: list[TitleMatch]  # how each named anime was found
     liked: np.ndarray  # the rows the answer is for
-    call: str  # "similar_items" or "recommend": which method call answered
+    call: str  # "similar_items", "recommend" or "query_scores": which method call answered
     asked: dict = field(default_factory=dict)  # the query as --json shows it
+    ranked: Ranked | None = None  # rows, scores, because, is_new, notes
+    k: int = 10
+    extra: dict = field(default_factory=dict)  # more for the payload (a MAL list's counts)
 
 
 class Served:
@@ -72,6 +85,11 @@ class Served:
         self._id_index = pd.Index(self.ids)  # MAL_ID -> row, built once
         self._recommender, self._fit = recommender, fit
         self._titles: TitleIndex | None = None
+        self._view: CatalogView | None = None
+        # Plain lists: a pandas lookup per shown value costs more than the method's own scoring.
+        self.names = self.catalog["Name"].astype(str).tolist()
+        self.english = [None if e.strip().casefold() in ("", "unknown", "nan") else e
+                        for e in self.catalog["English name"].astype(str).tolist()]
 
     @property
     def recommender(self) -> Recommender:
@@ -86,6 +104,23 @@ class Served:
         if self._titles is None:
             self._titles = TitleIndex(self.catalog)
         return self._titles
+
+    @property
+    def view(self) -> CatalogView:
+        """The catalog's parsed fields and franchises (query filters), and ratings per anime."""
+        if self._view is None:
+            counts = self.catalog[RATINGS_COLUMN].to_numpy() if RATINGS_COLUMN in self.catalog else None
+            self._view = CatalogView(self.catalog, counts)
+        return self._view
+
+    def item(self, row: int) -> dict:
+        """One anime's display fields: what search, lookups and answers show."""
+        f = self.view.fields
+        score = f.mal_score[row]
+        return {"mal_id": int(self.ids[row]), "title": self.names[row], "english_title": self.english[row],
+                "year": None if np.isnan(f.year[row]) else int(f.year[row]), "season": f.season[row] or None,
+                "type": f.type[row] or None, "genres": sorted(f.genres[row]),
+                "mal_score": None if np.isnan(score) else round(float(score), 2)}
 
     def match(self, titles=(), mal_ids=()) -> list[TitleMatch]:
         """Titles and MAL_IDs -> catalog rows, in that order; an unknown one raises."""
@@ -102,7 +137,7 @@ class Served:
         return out
 
     def name(self, row: int) -> str:
-        return str(self.catalog["Name"].iat[row])
+        return self.names[row]
 
 
 def result_frame(catalog: pd.DataFrame, rows: np.ndarray, **extra) -> pd.DataFrame:
@@ -135,24 +170,17 @@ def _rows(values, n_items: int, what: str) -> np.ndarray:
     return rows
 
 
-def _blocked(served: Served, query: Query, liked: np.ndarray) -> np.ndarray:
-    """Rows the answer may not hold besides the liked ones: seen, excluded, the liked franchises."""
-    n = len(served.ids)
-    parts = [_rows(query.seen, n, "seen"), _rows(query.exclude, n, "exclude")]
-    if query.exclude_franchise:
-        parts.append(franchise_rows(served.catalog, liked))
-    return np.unique(np.concatenate(parts))
-
-
 def _asked(served: Served, query: Query, matches: list[TitleMatch]) -> dict:
-    """The query as --json shows it: the named anime, or how many a user liked and rated."""
+    """The query as --json shows it: the named anime, how many a user liked and rated, the options."""
     asked: dict = {}
     if matches:
         asked[("likes" if query.as_user else "titles")] = [served.name(m.row) for m in matches]
         asked["mal_ids"] = [int(served.ids[m.row]) for m in matches]
     if query.liked:
         asked.update(promoted=len(np.unique(query.liked)), rated=len(np.unique(query.seen)))
-    asked["exclude_franchise"] = query.exclude_franchise
+    if query.text is not None:
+        asked["query"] = query.text
+    asked["filters"] = query.filters.to_dict()
     return asked
 
 
@@ -161,26 +189,43 @@ def answer(served: Served, query: Query) -> Answer:
     if query.k < 1:
         raise AnirecError(f"-k {query.k}: ask for at least one recommendation.")
     matches = served.match(query.titles, query.mal_ids)
-    liked = _rows(list(query.liked) + [m.row for m in matches], len(served.ids), "liked")
-    if not len(liked):
-        raise AnirecError("give at least one title, --id MAL_ID or --likes TITLE.")
-    blocked = _blocked(served, query, liked)
-    rec = served.recommender
     n = len(served.ids)
-    if len(liked) == 1 and not query.liked and not query.as_user:
-        allowed = np.arange(n) if query.candidates is None else np.asarray(query.candidates, np.int64)
-        if len(blocked):  # similar_items scores each candidate alone: leaving one out = excluding it
-            allowed = np.setdiff1d(allowed, blocked)
-        full = query.candidates is None and not len(blocked)
-        idx, scores = rec.similar_items(liked, query.k, None if full else allowed)
-        call = "similar_items"
-    else:
-        exclude = _row_matrix(blocked, n) if len(blocked) else None
-        idx, scores = rec.recommend(_row_matrix(liked, n), query.k, exclude=exclude, candidates=query.candidates)
-        call = "recommend"
-    ok = idx[0] >= 0
-    frame = result_frame(served.catalog, idx[0][ok], **{SCORE_COLUMN: scores[0][ok].astype(np.float32)})
-    return Answer(frame, matches, liked, call, _asked(served, query, matches))
+    liked = _rows(list(query.liked) + [m.row for m in matches], n, "liked")
+    text = query.text.strip() if query.text is not None else None
+    if not len(liked) and not text:
+        raise AnirecError("give at least one title, --id MAL_ID, --likes TITLE, a MAL list or --query TEXT.")
+    blocked = np.union1d(_rows(query.seen, n, "seen"), _rows(query.exclude, n, "exclude"))
+    similar = len(liked) == 1 and not query.liked and not query.as_user and not text
+    allowed = None if query.candidates is None else _rows(query.candidates, n, "candidates")
+    ranked = rank(served.recommender, served.view, liked, blocked, query.filters, query.k, text, similar, allowed)
+    call = "similar_items" if similar else ("query_scores" if not len(liked) else "recommend")
+    extra = {SCORE_COLUMN: ranked.scores, "because": [served.name(b) if b >= 0 else "" for b in ranked.because]}
+    if ranked.is_new is not None:
+        extra["is_new"] = ranked.is_new
+    frame = result_frame(served.catalog, ranked.rows, **extra)
+    return Answer(frame, matches, liked, call, _asked(served, query, matches), ranked, query.k)
+
+
+def payload(served: Served, result: Answer, about: dict) -> dict:
+    """The JSON of an answer, one shape for `recommend --json` and `POST /recommend`: what was
+    asked and of which method (``about``), the items best first, how each title was matched,
+    and notes on what the answer could not do."""
+    r = result.ranked
+    items = []
+    for i, row in enumerate(r.rows):
+        b = int(r.because[i])
+        items.append({**served.item(int(row)), "score": round(float(r.scores[i]), 6),
+                      "is_new": None if r.is_new is None else bool(r.is_new[i]),
+                      "because": [] if b < 0 else [{"mal_id": int(served.ids[b]), "title": served.name(b)}]})
+    matched = [{"query": m.query, "mal_id": int(served.ids[m.row]), "title": served.name(m.row),
+                "matched_title": m.title, "how": m.how, "closeness": round(float(m.score), 1)} for m in result.matches]
+    k = result.k
+    notes = list(r.notes)
+    if len(items) < k:
+        notes.append(f"only {len(items)} of {k} found: method {about.get('method')!r} scores {len(items)} "
+                     f"of the {r.candidates:,} anime that pass the filters")
+    return {"query": result.asked, **about, "k": k, "items": items,
+            "matched": matched, **result.extra, "notes": notes}
 
 
 def heading(served: Served, answer: Answer, user: int | None = None) -> str:
@@ -190,7 +235,42 @@ def heading(served: Served, answer: Answer, user: int | None = None) -> str:
     if "promoted" in answer.asked:
         who = "user" if user is None else f"user {user}"
         return f"For {who} ({answer.asked['promoted']} promoted anime, already-rated excluded)"
+    if answer.call == "query_scores":
+        return f"Matching \"{answer.asked.get('query', '')}\""
     return "Because you liked " + ", ".join(served.name(m.row) for m in answer.matches)
+
+
+# --------------------------------------------------------------------------- the request shape
+
+
+def likes_query(served: Served, likes=(), ratings=(), mal_list: str | None = None, text: str | None = None,
+                k: int = 10, filters: Filters | None = None, mal_list_name: str = "mal_list") -> tuple[Query, dict]:
+    """A new user's query from what `POST /recommend` and `recommend --likes/--mal-list/--query`
+    take: liked titles or MAL_IDs, (anime_id, rating) pairs (9-10 liked, all seen), a MAL list
+    export's XML text (9-10 liked, every entry seen), a free text. Returns the query and what the
+    payload adds (a MAL list's counts)."""
+    titles = tuple(str(x) for x in likes if isinstance(x, str))
+    ids = tuple(int(x) for x in likes if not isinstance(x, str))
+    liked, seen, extra = [], [], {}
+    if ratings:
+        rated_ids = [int(a) for a, _ in ratings]
+        rows = [m.row for m in served.match((), rated_ids)]  # an unknown id raises, naming it
+        liked += [row for row, (_, score) in zip(rows, ratings) if score >= PROMOTER_MIN]
+        seen += rows
+    if mal_list is not None:
+        if len(mal_list.encode("utf-8")) > MAX_LIST_BYTES:
+            raise AnirecError(f"{mal_list_name}: more than {MAX_LIST_BYTES >> 20} MB of XML; "
+                              "export a shorter list (e.g. only Completed).")
+        got = on_catalog(parse_mal_list(mal_list, mal_list_name), served.ids)
+        liked += got.liked.tolist()
+        seen += got.seen.tolist()
+        extra["mal_list"] = got.summary()
+        if not liked and not titles and not ids and text is None:
+            raise AnirecError(f"{mal_list_name}: no anime scored 9-10 on this catalog ({got.entries} entries, "
+                              f"{got.off_catalog} not in it); score some 9 or 10, or add likes or a query.")
+    query = Query(titles=titles, mal_ids=ids, liked=tuple(liked), seen=tuple(seen), k=k,
+                  filters=filters or Filters(), text=text, as_user=True)
+    return query, extra
 
 
 # --------------------------------------------------------------------------- users from ratings

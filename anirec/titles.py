@@ -1,62 +1,30 @@
-"""Title matching: what a user typed -> a catalog row, and the rows of the same franchise.
+"""Title matching: what a user typed -> a catalog row.
 
-* :class:`TitleIndex` matches Name and English name: exact, then case-insensitive, then fuzzy
-  (rapidfuzz WRatio >= ``FUZZY_MIN``). Where one title fits several anime, the most popular
-  (Members) wins. An unknown title raises AnirecError listing the closest titles.
-* :func:`franchise_rows`: anime whose title starts with a query's base title (sequels,
-  movies, spin-offs), for ``--exclude-franchise``.
+:class:`TitleIndex` matches Name and English name: exact, then case-insensitive, then fuzzy.
+Where one title fits several anime, the most popular (Members) wins. A fuzzy match is taken
+only when the whole typed text is close to a whole title (rapidfuzz ``ratio`` over
+lowercased alphanumerics >= ``FUZZY_MIN``: a typo, a missing "!!"), never because a title
+merely contains it: "time travel" is not "Time Travel Shoujo" (WRatio 90, ratio 76). Anything
+weaker raises AnirecError listing the closest titles (ranked by WRatio) and how close each is.
+Franchises (sequels, films, spin-offs) are :mod:`anirec.franchises`.
 
 Matching is the query's edge, apart from any recommender: every method is asked about rows.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
 from .errors import AnirecError
 
-FUZZY_MIN = 86  # rapidfuzz WRatio (0-100) a fuzzy title match must reach
+FUZZY_MIN = 86  # rapidfuzz ratio (0-100) of the whole texts a fuzzy title match must reach
 UNKNOWN = {"", "unknown", "nan", "none"}
-
-# Where a franchise's base title ends: "Title: Subtitle", "Title (TV)", "Title Season 2", "Title 2nd Season"...
-_FRANCHISE_END = re.compile(
-    r"\s*(?::|\(|\s-\s|\bseason\b|\bthe movie\b|\bmovie\b|\bpart\b|\bfinal\b|\bova\b|\bspecials?\b"
-    r"|\b\d+(?:st|nd|rd|th)\b|\s\d+\s*$|\s[ivx]+\s*$)",
-    re.IGNORECASE,
-)
-
 
 def _fold(title: str) -> str:
     return " ".join(str(title).casefold().split())
-
-
-def franchise_stem(title: str) -> str:
-    """The base title a sequel/spin-off shares: 'Shingeki no Kyojin Season 3' -> 'shingeki no kyojin'."""
-    folded = _fold(title)
-    m = _FRANCHISE_END.search(folded)
-    return (folded[: m.start()] if m and m.start() > 0 else folded).strip(" :-")
-
-
-def franchise_rows(catalog: pd.DataFrame, rows: Iterable[int]) -> np.ndarray:
-    """Catalog rows whose Name or English name starts with the base title of any of ``rows``."""
-    stems = set()
-    for r in rows:
-        for col in ("Name", "English name"):
-            stem = franchise_stem(catalog[col].iat[r])
-            if len(stem) >= 3 and stem not in UNKNOWN:
-                stems.add(stem)
-    if not stems:
-        return np.empty(0, np.int64)
-    hit = np.zeros(len(catalog), bool)
-    for col in ("Name", "English name"):
-        folded = catalog[col].astype(str).str.casefold()
-        hit |= folded.str.startswith(tuple(sorted(stems))).to_numpy()
-    return np.flatnonzero(hit)
 
 
 @dataclass
@@ -116,8 +84,18 @@ class TitleIndex:
             row, title = self.folded[key]
             return TitleMatch(query, row, title, "case")
         best = self.closest(query, n=5)
-        if best and best[0][2] >= FUZZY_MIN:
-            title, row, score = best[0]
-            return TitleMatch(query, row, title, "fuzzy", score)
-        near = "; ".join(f"'{t}'" for t, _, _ in best) or "none"
-        raise AnirecError(f"title '{query}' is not in the catalog. Closest: {near}. Pass one of them (quoted) or --id MAL_ID.")
+        if best:
+            title, row, _ = best[0]
+            closeness = _whole_text_ratio(query, title)
+            if closeness >= FUZZY_MIN:
+                return TitleMatch(query, row, title, "fuzzy", closeness)
+        near = "; ".join(f"'{t}' ({_whole_text_ratio(query, t):.0f}/100)" for t, _, _ in best) or "none"
+        raise AnirecError(f"title '{query}' is not in the catalog (no title is close enough to take it for). "
+                          f"Closest: {near}. Pass one of them (quoted) or --id MAL_ID; to describe what to watch "
+                          "instead, use --query.")
+
+
+def _whole_text_ratio(query: str, title: str) -> float:
+    from rapidfuzz import fuzz, utils
+
+    return float(fuzz.ratio(query, title, processor=utils.default_process))

@@ -324,7 +324,7 @@ def test_huge_k_and_neighbours_are_clamped_to_the_catalog(huge_folders, demo_cat
     for query in (["--id", "1"], ["--id", "1", "--id", "5114"]):  # similar_items, recommend
         code, out, err = run_cli(capsys, "recommend", "--recommender", folder, "-k", str(10**12), "--json", *query)
         assert code == 0, err
-        assert 1 <= len(json.loads(out)["recommendations"]) <= 44
+        assert 1 <= len(json.loads(out)["items"]) <= 44
     fitted = load_fitted(folder)
     rec = fitted.recommender
     liked = np.zeros((2, rec.n_items), np.float32)

@@ -100,14 +100,13 @@ def test_likes_returns_k_other_anime(hybrid_dir, capsys):
     payload = json.loads(out)
     assert payload["method"] == "hybrid" and payload["k"] == 6
     assert payload["query"]["likes"] == ["Shingeki no Kyojin", "Steins;Gate"]
-    recs = payload["recommendations"]
-    ids = [r["MAL_ID"] for r in recs]
+    recs = payload["items"]
+    ids = [r["mal_id"] for r in recs]
     assert len(ids) == 6 == len(set(ids))
     assert not set(ids) & set(payload["query"]["mal_ids"])
-    assert [r["rank"] for r in recs] == list(range(1, 7))
-    scores = [r["recommender_score"] for r in recs]
+    scores = [r["score"] for r in recs]
     assert scores == sorted(scores, reverse=True)
-    assert {"title", "english_title", "type", "premiered", "score"} <= set(recs[0])
+    assert {"title", "english_title", "type", "year", "season", "mal_score", "because", "is_new"} <= set(recs[0])
 
 
 def test_likes_equal_the_methods_recommend(hybrid_dir, demo_catalog, capsys):
@@ -118,9 +117,9 @@ def test_likes_equal_the_methods_recommend(hybrid_dir, demo_catalog, capsys):
     liked[0, rows] = 1
     idx, _ = fitted.recommender.recommend(liked, 4)
     code, out, err = run_cli(capsys, "recommend", "--recommender", hybrid_dir, "--likes", "Death Note", "--likes", "K-On!",
-                             "-k", "4", "--json")
+                             "-k", "4", "--unfiltered", "--json")
     assert code == 0, err
-    assert [r["MAL_ID"] for r in json.loads(out)["recommendations"]] == fitted.ids[idx[0]].tolist()
+    assert [r["mal_id"] for r in json.loads(out)["items"]] == fitted.ids[idx[0]].tolist()
 
 
 def test_user_query_excludes_what_they_rated(hybrid_dir, demo_users, demo_catalog, capsys):
@@ -131,7 +130,7 @@ def test_user_query_excludes_what_they_rated(hybrid_dir, demo_users, demo_catalo
     payload = json.loads(out)
     assert payload["query"]["user"] == user and payload["query"]["promoted"] == demo_users.liked[3].nnz
     rated = set(demo_catalog[0]["MAL_ID"].to_numpy()[demo_users.rated[3].indices])
-    got = [r["MAL_ID"] for r in payload["recommendations"]]
+    got = [r["mal_id"] for r in payload["items"]]
     assert got and not set(got) & rated
 
 
@@ -142,8 +141,8 @@ def test_title_queries_table_and_json(hybrid_dir, capsys):
     code, out, err = run_cli(capsys, "recommend", "--recommender", hybrid_dir, "--id", 1, "--id", 1535, "-k", "3", "--json")
     assert code == 0, err
     payload = json.loads(out)
-    assert payload["query"]["mal_ids"] == [1, 1535] and len(payload["recommendations"]) == 3
-    assert not {1, 1535} & {r["MAL_ID"] for r in payload["recommendations"]}
+    assert payload["query"]["mal_ids"] == [1, 1535] and len(payload["items"]) == 3
+    assert not {1, 1535} & {r["mal_id"] for r in payload["items"]}
 
 
 @pytest.mark.parametrize("args, says", [

@@ -16,7 +16,9 @@ from anirec.errors import AnirecError
 from anirec.interactions import opinions_on_catalog, user_items
 from anirec.recommenders import make
 from anirec.serving import Query, Served, answer, user_query
-from anirec.titles import TitleIndex, franchise_rows, franchise_stem
+from anirec.filters import Filters
+from anirec.franchises import Franchises, title_stem
+from anirec.titles import TitleIndex
 
 
 def row_of(catalog, name):
@@ -130,18 +132,19 @@ def test_several_titles_are_one_user_who_liked_them_all(served, catalog):
 
 
 def test_exclude_franchise(served, catalog):
-    assert franchise_stem("Shingeki no Kyojin Season 3 Part 2") == "shingeki no kyojin"
-    assert franchise_stem("Fate/Zero 2nd Season") == "fate/zero"
-    assert franchise_stem("Naruto: Shippuuden") == "naruto"
+    assert title_stem("Shingeki no Kyojin Season 3 Part 2") == "shingeki no kyojin"
+    assert title_stem("Fate/Zero 2nd Season") == "fate/zero"
+    assert title_stem("Naruto: Shippuuden") == "naruto"
     q = row_of(catalog, "Shingeki no Kyojin")
-    family = franchise_rows(catalog, [q])
+    family = Franchises.of(catalog).rows_of([q])
     names = set(catalog["Name"].iloc[family])
     assert {"Shingeki no Kyojin Season 2", "Shingeki no Kyojin Season 3"} <= names
-    out = answer(served, Query(titles=("Shingeki no Kyojin",), k=len(catalog), exclude_franchise=True)).frame
+    no_kin = Filters.none().but(liked_franchises=False)
+    out = answer(served, Query(titles=("Shingeki no Kyojin",), k=len(catalog), filters=no_kin)).frame
     assert not set(out["title"]) & names
     assert len(out) == len(catalog) - len(family)
     # every call honours it: a user who liked the first season gets no sequel either
-    liked = answer(served, Query(titles=("Shingeki no Kyojin",), k=50, exclude_franchise=True, as_user=True)).frame
+    liked = answer(served, Query(titles=("Shingeki no Kyojin",), k=50, filters=no_kin, as_user=True)).frame
     assert len(liked) and not set(liked["title"]) & names
 
 
@@ -286,7 +289,7 @@ def test_cli_recommend_table_json_and_cache(catalog, tiny_model_path, tmp_path, 
 
     payload = json.loads(captured.out)
     assert payload["cache_hit"] is True and "loaded from cache" in captured.err
-    recs = payload["recommendations"]
-    assert [r["rank"] for r in recs] == [1, 2, 3, 4]
+    recs = payload["items"]
+    assert len(recs) == 4
     assert query not in [r["title"] for r in recs]
-    assert all(-1.0 <= r["recommender_score"] <= 1.0 for r in recs)  # one title: the cosine (similar_items)
+    assert all(-1.0 <= r["score"] <= 1.0 for r in recs)  # one title: the cosine (similar_items)

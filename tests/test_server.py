@@ -139,13 +139,14 @@ def test_ratings_mal_list_and_query(client):
     ({"likes": [9253], "bogus": 1}, 422, "bogus: Extra inputs are not permitted"),
     ({"likes": [{"id": 1}]}, 422, "likes.0"),
     ({"likes": [123456789]}, 404, "anime 123456789: no anime with that MAL_ID"),
-    ({"likes": ["Qwzx Plorp Blargh"]}, 400, "is not in the catalog. Closest:"),
+    ({"likes": ["Qwzx Plorp Blargh"]}, 400, "is not in the catalog (no title is close enough"),
+    ({"likes": ["time travel"]}, 400, "Closest: 'Time Travel Girl' (81/100)"),
     ({"likes": [9253], "filters": {"types": ["TVV"]}}, 400, "types: 'TVV' is not in the catalog"),
     ({"likes": [9253], "filters": {"year_min": 2020, "year_max": 2010}}, 400, "swap them"),
     ({"mal_list": "<html>hi</html>"}, 400, "mal_list: not a MyAnimeList export"),
     ({"mal_list": '<!DOCTYPE m [<!ENTITY a "aa">]><myanimelist>&a;</myanimelist>'}, 400, "refused"),
     ({"mal_list": "/etc/passwd"}, 400, "mal_list: not well-formed XML"),  # a path is just text: never opened
-    ({}, 400, "nothing to recommend from"),
+    ({}, 400, "give at least one title"),
     ({"likes": [], "query": "   "}, 400, "query: empty"),
 ])
 def test_bad_requests_are_one_line_4xx(client, body, status, says):
@@ -191,4 +192,46 @@ def test_service_checks_limits_itself(service):
                       (Request(ratings=[(9253, 0)]), "1-10"), (Request(likes=list(range(501))), "at most 500")):
         with pytest.raises(AnirecError, match=says):
             service.recommend(req)
-    np.testing.assert_array_equal(service.match([9253])[0], [service.row(9253)])
+    assert service.served.match((), [9253])[0].row == service.row(9253)
+
+
+@pytest.mark.parametrize("cli, body", [
+    (["--likes", "Steins;Gate", "--likes", "haikyu", "-k", "8"], {"likes": ["Steins;Gate", "haikyu"], "k": 8}),
+    (["--likes", "Steins;Gate", "--query", "time travel", "--genre", "Drama", "--year-min", "2009", "--adult"],
+     {"likes": ["Steins;Gate"], "query": "time travel", "filters": {"genres": ["Drama"], "year_min": 2009,
+                                                                    "include_adult": True}}),
+    (["--query", "dark psychological thriller", "--min-score", "7", "--no-unstarted-sequels", "-k", "5"],
+     {"query": "dark psychological thriller", "k": 5, "filters": {"min_score": 7, "unstarted_sequels": False}}),
+    (["--mal-list", str(EXPORT), "--new-only", "--any-per-franchise"],
+     {"mal_list": "FILE", "filters": {"new_only": True, "one_per_franchise": False}}),
+])
+def test_post_recommend_answers_what_the_cli_json_answers(client, folder, capsys, cli, body):
+    """One implementation under both: `anirec recommend --recommender DIR --json` and POST /recommend
+    print the same JSON for the same input (a MAL list: the file vs its text)."""
+    from helpers import run_cli
+
+    if body.get("mal_list") == "FILE":
+        if not EXPORT.exists():
+            pytest.skip("shared MAL export sample not found")
+        body = {**body, "mal_list": EXPORT.read_text(encoding="utf-8")}
+    code, out, err = run_cli(capsys, "recommend", "--recommender", folder, *cli, "--json")
+    assert code == 0, err
+    import json
+
+    over_http = client.post("/recommend", json=body)
+    assert over_http.status_code == 200, over_http.text
+    assert json.loads(out) == over_http.json()
+    assert len(over_http.json()["items"]) >= 5
+
+
+def test_cli_errors_match_http_errors(client, folder, capsys):
+    from helpers import expect_user_error
+
+    err = expect_user_error(capsys, "recommend", "--recommender", folder, "--likes", "time travel")
+    assert "Closest: 'Time Travel Girl'" in err and "--query" in err
+    assert "Closest: 'Time Travel Girl'" in error_of(client.post("/recommend", json={"likes": ["time travel"]}), 400)
+    err = expect_user_error(capsys, "recommend", "--recommender", folder, "--likes", "Steins;Gate", "--genre", "Comdy")
+    assert "genres: 'Comdy' is not in the catalog" in err
+    err = expect_user_error(capsys, "recommend", "--recommender", folder, "--likes", "Steins;Gate", "--unfiltered",
+                            "--genre", "Drama")
+    assert "--unfiltered and --genre" in err

@@ -29,6 +29,8 @@ LIKED_FRANCHISES = typer.Option(False, "--liked-franchises",
                                 help="Allow anime of a liked anime's own franchise (its sequels, films, spin-offs).")
 NO_UNSTARTED_SEQUELS = typer.Option(False, "--no-unstarted-sequels",
                                     help="No sequel of a franchise you have not started (only its first entry).")
+UNFILTERED = typer.Option(False, "--unfiltered", help="No query filter at all, not even the defaults (R+/Rx left out, "
+                          "one per franchise, none of a liked franchise): the method's own list, as `anirec evaluate` scores it.")
 QUERY = typer.Option(None, "--query", help='Free text, e.g. "dark psychological thriller": ranked by the fitted '
                      "text part, combined with likes when both are given.")
 MAL_LIST = typer.Option(None, "--mal-list", help="Your MyAnimeList export (animelist_*.xml or .xml.gz): 9-10 scores "
@@ -39,7 +41,17 @@ def filters_from_options(types: Optional[List[str]], year_min: Optional[int], ye
                          seasons: Optional[List[str]], genres: Optional[List[str]],
                          exclude_genres: Optional[List[str]], min_score: Optional[float], new_only: bool,
                          adult: bool, one_per_franchise: bool, liked_franchises: bool,
-                         no_unstarted_sequels: bool) -> Filters:
+                         no_unstarted_sequels: bool, unfiltered: bool = False) -> Filters:
+    if unfiltered:
+        given = [name for name, on in (("--type", types), ("--year-min", year_min is not None),
+                                       ("--year-max", year_max is not None), ("--season", seasons), ("--genre", genres),
+                                       ("--exclude-genre", exclude_genres), ("--min-score", min_score is not None),
+                                       ("--new-only", new_only), ("--no-unstarted-sequels", no_unstarted_sequels)) if on]
+        if given:
+            from ..errors import AnirecError
+
+            raise AnirecError(f"--unfiltered and {given[0]}: --unfiltered turns every filter off; drop one of them.")
+        return Filters.none()
     return Filters(types=tuple(types or ()), year_min=year_min, year_max=year_max, seasons=tuple(seasons or ()),
                    genres=tuple(genres or ()), exclude_genres=tuple(exclude_genres or ()), min_score=min_score,
                    new_only=new_only, include_adult=adult, one_per_franchise=one_per_franchise,
