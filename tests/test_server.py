@@ -235,3 +235,18 @@ def test_cli_errors_match_http_errors(client, folder, capsys):
     err = expect_user_error(capsys, "recommend", "--recommender", folder, "--likes", "Steins;Gate", "--unfiltered",
                             "--genre", "Drama")
     assert "--unfiltered and --genre" in err
+
+
+def test_serve_refuses_a_busy_port_and_a_missing_folder(folder, capsys, tmp_path):
+    import socket
+
+    from helpers import expect_user_error
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        err = expect_user_error(capsys, "serve", "--recommender", folder, "--port", port)
+    assert f"--port {port}: cannot listen there" in err and err.count("\n") == 1
+    err = expect_user_error(capsys, "serve", "--recommender", tmp_path / "nope")
+    assert "no such folder" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 import time
 from pathlib import Path
 from typing import List, Optional
@@ -47,15 +48,23 @@ def serve(
     web = create_app(service, cors_origin or ())
     if not _loopback(host):
         warn(f"--host {host}: reachable from other machines, and anirec has no authentication.")
-    config = uvicorn.Config(web, host=host, port=port, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    try:
-        sockets = [config.bind_socket()]
-    except SystemExit:  # uvicorn reports a busy port itself and exits 1; say it our way
-        raise AnirecError(f"--host {host} --port {port}: cannot listen there (in use, or not an address of "
-                          "this machine); pick another --port.") from None
-    bound = sockets[0].getsockname()
+    sock = _listen(host, port)
+    server = uvicorn.Server(uvicorn.Config(web, host=host, port=port, log_level="warning", access_log=False))
+    bound = sock.getsockname()
     typer.echo(f"serving {fitted.method} ({len(service.ids):,} anime) from {recommender} on "
                f"http://{bound[0]}:{bound[1]}  (API docs: /docs; ready in {time.perf_counter() - start:.2f} s)",
                err=False)
-    server.run(sockets=sockets)
+    server.run(sockets=[sock])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A bound socket, or one line saying why not (uvicorn would log its own error and exit 1)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise AnirecError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc}); "
+                          "pick another --port, or an address of this machine.") from None
+    return sock
