@@ -103,7 +103,12 @@ class AnimeFields:
     adult: np.ndarray  # bool
     genres: list[frozenset]
     has: frozenset  # which source columns the catalog has (a filter on a missing one is refused)
-    _folded: list[frozenset] | None = None
+    # Built on first use, then kept: a query reads them, and parsing a whole catalog's column
+    # per query costs more than the method's own scoring.
+    _rows_of_genre: dict[str, np.ndarray] | None = None  # casefolded genre -> bool mask
+    _rows_of_type: dict[str, np.ndarray] | None = None  # casefolded type -> bool mask
+    _all_genres: list[str] | None = None
+    _all_types: list[str] | None = None
 
     @classmethod
     def of(cls, catalog: pd.DataFrame) -> "AnimeFields":
@@ -112,13 +117,43 @@ class AnimeFields:
                    season=premiere_season(catalog), mal_score=numeric(catalog, "Score"),
                    adult=adult(catalog, genres), genres=genres, has=frozenset(catalog.columns))
 
+    def _masks(self, values_per_row) -> dict[str, np.ndarray]:
+        """casefolded value -> bool mask of the rows that have it (``values_per_row``: one
+        iterable of values per row)."""
+        rows: dict[str, list[int]] = {}
+        for row, values in enumerate(values_per_row):
+            for v in values:
+                rows.setdefault(v.casefold(), []).append(row)
+        masks = {}
+        for v, r in rows.items():
+            masks[v] = np.zeros(len(self.year), bool)
+            masks[v][r] = True
+        return masks
+
     def genre_mask(self, names, every: bool) -> np.ndarray:
         """Rows having every one (``every``) or any one of the genres ``names`` (case does not matter)."""
-        wanted = frozenset(n.casefold() for n in names)
-        if self._folded is None:
-            self._folded = [frozenset(g.casefold() for g in gs) for gs in self.genres]
-        hit = (wanted <= gs if every else not wanted.isdisjoint(gs) for gs in self._folded)
-        return np.fromiter(hit, bool, len(self._folded))
+        if self._rows_of_genre is None:
+            self._rows_of_genre = self._masks(self.genres)
+        wanted = {n.casefold() for n in names}
+        none = np.zeros(len(self.year), bool)
+        masks = [self._rows_of_genre.get(g, none) for g in wanted]
+        if every:
+            return np.logical_and.reduce(masks) if masks else ~none
+        return np.logical_or.reduce(masks) if masks else none
+
+    def type_mask(self, names) -> np.ndarray:
+        """Rows whose type is one of ``names`` (case does not matter)."""
+        if self._rows_of_type is None:
+            self._rows_of_type = self._masks([t] if t else [] for t in self.type)
+        none = np.zeros(len(self.year), bool)
+        return np.logical_or.reduce([self._rows_of_type.get(t.casefold(), none) for t in set(names)] or [none])
 
     def all_genres(self) -> list[str]:
-        return sorted(set().union(*self.genres)) if self.genres else []
+        if self._all_genres is None:
+            self._all_genres = sorted(set().union(*self.genres)) if self.genres else []
+        return list(self._all_genres)
+
+    def all_types(self) -> list[str]:
+        if self._all_types is None:
+            self._all_types = sorted(set(self.type) - {""})
+        return list(self._all_types)

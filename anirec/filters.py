@@ -101,9 +101,8 @@ def candidate_mask(fields: AnimeFields, filters: Filters, franchises: Franchises
     n = len(fields.year)
     mask = np.ones(n, bool)
     if f.types:
-        _check_names(f.types, set(fields.type) - {""}, "types")
-        wanted = {t.casefold() for t in f.types}
-        mask &= np.fromiter((t.casefold() in wanted for t in fields.type), bool, n)
+        _check_names(f.types, fields.all_types(), "types")
+        mask &= fields.type_mask(f.types)
     if f.year_min is not None:
         mask &= fields.year >= f.year_min  # NaN (unknown year) compares False: left out
     if f.year_max is not None:

@@ -15,6 +15,7 @@ problem is an :class:`AnirecError` of one line (the server answers it as a 4xx).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,7 +24,6 @@ from .anime_fields import numeric
 from .errors import AnirecError
 from .filters import Filters
 from .fitted import FittedRecommender
-from .interactions import rows_of_ids
 from .mal_list import MAX_LIST_BYTES
 from .serving import Query, Served, answer, likes_query, payload
 
@@ -81,15 +81,15 @@ class Service:
         self.ids = self.served.ids
         self.view = self.served.view
         self.members = np.nan_to_num(numeric(self.catalog, "Members"))
-        self._folded: list[tuple[str, str]] | None = None
+        self._folded: list[_TitleText] | None = None
 
     def warm(self) -> "Service":
         """Build what the first request would (franchises, titles), so it is as fast as the rest."""
-        _ = self.view.franchises, self.served.titles, self._search_keys()
+        _ = self.view.franchises, self.served.titles, self._search_texts()
         return self
 
     def row(self, mal_id: int) -> int:
-        row = int(rows_of_ids(self.ids, [mal_id])[0]) if -(1 << 63) <= mal_id < (1 << 63) else -1
+        row = self.served.row_of.get(int(mal_id), -1)
         if row < 0:
             raise NotFound(f"anime {mal_id}: no anime with that MAL_ID in this recommender's catalog "
                            f"({len(self.ids):,} anime); find one with GET /anime?q=TITLE.")
@@ -97,6 +97,11 @@ class Service:
 
     def item(self, row: int) -> dict:
         return self.served.item(row)
+
+    def slow(self, req: Request) -> bool:
+        """Whether answering ``req`` may take long: a MAL list to parse (up to 5 MB of XML), or a
+        free text for a sentence model to embed (loaded on the first such query: seconds)."""
+        return req.mal_list is not None or (req.query is not None and self.fitted.model not in (None, "tfidf"))
 
     def recommend(self, req: Request, mal_list_name: str = "mal_list") -> dict:
         """The answer to one :class:`Request`: :func:`~anirec.serving.payload` of its query."""
@@ -121,12 +126,12 @@ class Service:
 
     # ------------------------------------------------------------------ search
 
-    def _search_keys(self) -> list[tuple[str, str]]:
+    def _search_texts(self) -> list["_TitleText"]:
         if self._folded is None:
             names = self.catalog["Name"].astype(str).str.casefold().tolist()
             english = self.catalog["English name"].astype(str).str.casefold().tolist()
-            self._folded = [(" ".join(a.split()), " ".join(b.split()) if b != "unknown" else "")
-                            for a, b in zip(names, english)]
+            self._folded = [_TitleText([" ".join(a.split()) for a in names]),
+                            _TitleText([" ".join(b.split()) if b != "unknown" else "" for b in english])]
         return self._folded
 
     def search(self, q: str, limit: int = 10) -> list[dict]:
@@ -139,14 +144,33 @@ class Service:
             raise AnirecError("q: empty; type part of a title.")
         if len(key) > MAX_QUERY_CHARS:
             raise AnirecError(f"q: {len(key)} characters, at most {MAX_QUERY_CHARS}.")
-        prefix, inside = [], []
-        for row, (a, b) in enumerate(self._search_keys()):
-            if a.startswith(key) or b.startswith(key):
-                prefix.append(row)
-            elif key in a or key in b:
-                inside.append(row)
-        by_members = lambda rows: sorted(rows, key=lambda r: -self.members[r])  # noqa: E731
+        starts, inside = [], []
+        for text in self._search_texts():  # Name, then English name
+            rows, at_start = text.hits(key)
+            starts.append(rows[at_start])
+            inside.append(rows)
+        prefix = np.unique(np.concatenate(starts))
+        inside = np.setdiff1d(np.concatenate(inside), prefix)  # sorted, unique
+        by_members = lambda rows: rows[np.lexsort((rows, -self.members[rows]))].tolist()  # noqa: E731  (ties: by row)
         rows = (by_members(prefix) + by_members(inside))[:limit]
         if not rows:
             rows = [r for _, r, _ in self.served.titles.closest(q, n=limit)]
         return [self.item(r) for r in rows]
+
+
+class _TitleText:
+    """One folded title per catalog row, joined into one string by newlines (which no folded
+    title holds), so that finding a text in every title is one regular-expression scan in C
+    rather than a Python loop over the catalog (17,562 titles: ~10 ms a search)."""
+
+    def __init__(self, titles: list[str]):
+        self.text = "\n" + "\n".join(titles) + "\n"
+        self.begins = np.cumsum([1] + [len(t) + 1 for t in titles])[:-1]  # where each row's title starts
+
+    def hits(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """Rows whose title contains ``key`` (no newline in it; a row may repeat), and whether the
+        title starts with it. No occurrence spans a newline, so the scan enters every row at its
+        start and finds an occurrence there if the title starts with ``key``."""
+        at = np.fromiter((m.start() for m in re.finditer(re.escape(key), self.text)), np.int64)
+        rows = np.searchsorted(self.begins, at, side="right") - 1
+        return rows, at == self.begins[rows]

@@ -22,6 +22,7 @@ so a mistyped title fails in milliseconds, before any model is loaded.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable
 
 import numpy as np
@@ -31,7 +32,7 @@ import scipy.sparse as sp
 from .errors import AnirecError
 from .filters import Filters
 from .fitted import RATINGS_COLUMN
-from .interactions import opinions_on_catalog, rows_of_ids, user_items
+from .interactions import opinions_on_catalog, user_items
 from .mal_list import MAX_LIST_BYTES, on_catalog, parse_mal_list
 from .opinions import PROMOTER_MIN
 from .ranking import CatalogView, Ranked, rank
@@ -39,7 +40,6 @@ from .recommenders import Recommender
 from .titles import TitleIndex, TitleMatch
 
 SCORE_COLUMN = "recommender_score"  # the method's own score ("score" is MAL's)
-_INT64 = (-(1 << 63), (1 << 63) - 1)
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,6 @@ class Query:
 
 @dataclass
 class Answer:
-    frame: pd.DataFrame  # rank, MAL_ID, titles, type, premiered, MAL score, SCORE_COLUMN; best first
     matches: list[TitleMatch]  # how each named anime was found
     liked: np.ndarray  # the rows the answer is for
     call: str  # "similar_items", "recommend" or "query_scores": which method call answered
@@ -70,6 +69,18 @@ class Answer:
     ranked: Ranked | None = None  # rows, scores, because, is_new, notes
     k: int = 10
     extra: dict = field(default_factory=dict)  # more for the payload (a MAL list's counts)
+    served: "Served | None" = field(default=None, repr=False)  # whose catalog the rows are
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """rank, MAL_ID, titles, type, premiered, MAL score, SCORE_COLUMN, because (is_new); best
+        first. Built when first read: the JSON answer never reads it, and a pandas frame of ten
+        rows costs more than the method's own scoring of a 4k-anime catalog."""
+        r, served = self.ranked, self.served
+        extra = {SCORE_COLUMN: r.scores, "because": [served.name(b) if b >= 0 else "" for b in r.because]}
+        if r.is_new is not None:
+            extra["is_new"] = r.is_new
+        return result_frame(served.catalog, r.rows, **extra)
 
 
 class Served:
@@ -82,14 +93,18 @@ class Served:
             raise ValueError("give a recommender or a fit function")
         self.catalog = catalog.reset_index(drop=True)
         self.ids = self.catalog["MAL_ID"].to_numpy(np.int64)
-        self._id_index = pd.Index(self.ids)  # MAL_ID -> row, built once
         self._recommender, self._fit = recommender, fit
         self._titles: TitleIndex | None = None
         self._view: CatalogView | None = None
-        # Plain lists: a pandas lookup per shown value costs more than the method's own scoring.
+        # Plain lists and dicts: a pandas lookup per id or shown value costs more than the
+        # method's own scoring of a 4k-anime catalog.
+        self.row_of: dict[int, int] = {}  # MAL_ID -> row (a repeated id: its first row)
+        for row, mal_id in enumerate(self.ids.tolist()):
+            self.row_of.setdefault(mal_id, row)
         self.names = self.catalog["Name"].astype(str).tolist()
-        self.english = [None if e.strip().casefold() in ("", "unknown", "nan") else e
+        self.english = [e if isinstance(e, str) and e.strip().casefold() not in ("", "unknown", "nan") else None
                         for e in self.catalog["English name"].astype(str).tolist()]
+        self._items: list[dict | None] = [None] * len(self.ids)
 
     @property
     def recommender(self) -> Recommender:
@@ -114,26 +129,28 @@ class Served:
         return self._view
 
     def item(self, row: int) -> dict:
-        """One anime's display fields: what search, lookups and answers show."""
-        f = self.view.fields
-        score = f.mal_score[row]
-        return {"mal_id": int(self.ids[row]), "title": self.names[row], "english_title": self.english[row],
+        """One anime's display fields: what search, lookups and answers show (a new dict each
+        call, made once per row: answers copy it rather than parse the fields again)."""
+        shown = self._items[row]
+        if shown is None:
+            f = self.view.fields
+            score = f.mal_score[row]
+            shown = self._items[row] = {
+                "mal_id": int(self.ids[row]), "title": self.names[row], "english_title": self.english[row],
                 "year": None if np.isnan(f.year[row]) else int(f.year[row]), "season": f.season[row] or None,
                 "type": f.type[row] or None, "genres": sorted(f.genres[row]),
                 "mal_score": None if np.isnan(score) else round(float(score), 2)}
+        return {**shown, "genres": list(shown["genres"])}
 
     def match(self, titles=(), mal_ids=()) -> list[TitleMatch]:
         """Titles and MAL_IDs -> catalog rows, in that order; an unknown one raises."""
         out = [self.titles.match(str(t)) for t in titles] if titles else []
         for mal_id in mal_ids:
             mal_id = int(mal_id)
-            row = -1
-            if _INT64[0] <= mal_id <= _INT64[1]:
-                row = int((self._id_index.get_indexer([mal_id]) if self._id_index.is_unique
-                           else rows_of_ids(self.ids, [mal_id]))[0])
+            row = self.row_of.get(mal_id, -1)
             if row < 0:
                 raise AnirecError(f"--id {mal_id}: no anime with that MAL_ID in the catalog ({len(self.ids):,} anime).")
-            out.append(TitleMatch(str(mal_id), row, str(self.catalog["Name"].iat[row]), "id"))
+            out.append(TitleMatch(str(mal_id), row, str(self.names[row]), "id"))
         return out
 
     def name(self, row: int) -> str:
@@ -199,11 +216,7 @@ def answer(served: Served, query: Query) -> Answer:
     allowed = None if query.candidates is None else _rows(query.candidates, n, "candidates")
     ranked = rank(served.recommender, served.view, liked, blocked, query.filters, query.k, text, similar, allowed)
     call = "similar_items" if similar else ("query_scores" if not len(liked) else "recommend")
-    extra = {SCORE_COLUMN: ranked.scores, "because": [served.name(b) if b >= 0 else "" for b in ranked.because]}
-    if ranked.is_new is not None:
-        extra["is_new"] = ranked.is_new
-    frame = result_frame(served.catalog, ranked.rows, **extra)
-    return Answer(frame, matches, liked, call, _asked(served, query, matches), ranked, query.k)
+    return Answer(matches, liked, call, _asked(served, query, matches), ranked, query.k, served=served)
 
 
 def payload(served: Served, result: Answer, about: dict) -> dict:
