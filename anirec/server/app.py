@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import AnirecError
@@ -168,32 +169,40 @@ def _handlers(app: FastAPI) -> None:
 
 
 def _routes(app: FastAPI, service: Service) -> None:
+    # Handlers are ``async``: a request is a few milliseconds of Python holding the GIL, so the
+    # threadpool FastAPI runs plain functions in bought no parallelism, only a thread hop per
+    # request and, at concurrency 16, threads queueing for the GIL. What can take long (parsing
+    # a MAL list, running a sentence model on a query, loading it on the first one) still goes
+    # to the threadpool, so the event loop keeps answering meanwhile.
     @app.get("/health")
-    def health():
+    async def health():
         fitted = service.fitted
         return {"status": "ok", "method": fitted.method, "n_items": len(service.ids), "model": fitted.model,
                 "recommender": fitted.folder.name}
 
     @app.get("/options")
-    def options():
+    async def options():
         f = service.view.fields
-        return {"types": sorted(set(f.type) - {""}), "genres": f.all_genres(), "seasons": ["Winter", "Spring", "Summer", "Fall"],
+        return {"types": f.all_types(), "genres": f.all_genres(), "seasons": ["Winter", "Spring", "Summer", "Fall"],
                 "years": [int(f.year[f.year == f.year].min()), int(f.year[f.year == f.year].max())],
                 "limits": LIMITS, "text_query": service.recommender.uses_text}
 
     @app.get("/anime")
-    def search(q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS, description="part of a title"),
-               limit: int = Query(10, ge=1, le=MAX_SEARCH)):
+    async def search(q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS, description="part of a title"),
+                     limit: int = Query(10, ge=1, le=MAX_SEARCH)):
         return JSONResponse({"items": service.search(q, limit)})
 
     @app.get("/anime/{mal_id}")
-    def anime(mal_id: int):
+    async def anime(mal_id: int):
         return JSONResponse(service.item(service.row(mal_id)))
 
     @app.get("/anime/{mal_id}/similar")
-    def similar(mal_id: int, k: int = Query(10, ge=1, le=MAX_K)):
+    async def similar(mal_id: int, k: int = Query(10, ge=1, le=MAX_K)):
         return JSONResponse(service.similar(mal_id, k))
 
     @app.post("/recommend")
-    def recommend(body: RecommendIn):
-        return JSONResponse(service.recommend(body.request()))
+    async def recommend(body: RecommendIn):
+        request = body.request()
+        if service.slow(request):
+            return JSONResponse(await run_in_threadpool(service.recommend, request))
+        return JSONResponse(service.recommend(request))
