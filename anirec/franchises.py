@@ -21,7 +21,7 @@ entry is a sequel. Rows are the catalog's; keys are small integers, one per fran
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -137,6 +137,7 @@ class Franchises:
 
     key: np.ndarray  # int64 per row
     first: np.ndarray  # bool per row: the franchise's earliest entry
+    _by_key: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, catalog: pd.DataFrame) -> "Franchises":
@@ -150,8 +151,14 @@ class Franchises:
         return cls(key, first)
 
     def rows_of(self, rows) -> np.ndarray:
-        """Every row in the franchises of ``rows``."""
-        return np.flatnonzero(np.isin(self.key, self.key[np.asarray(rows, np.int64)]))
+        """Every row in the franchises of ``rows``, ascending."""
+        if self._by_key is None:  # rows grouped by franchise, once: a query then reads only its groups
+            order = np.argsort(self.key, kind="stable")
+            self._by_key = (order, self.key[order])
+        order, keys = self._by_key
+        wanted = np.unique(self.key[np.asarray(rows, np.int64)])
+        lo, hi = np.searchsorted(keys, wanted, "left"), np.searchsorted(keys, wanted, "right")
+        return np.sort(np.concatenate([order[a:b] for a, b in zip(lo.tolist(), hi.tolist())] or [order[:0]]))
 
     def best_of_each(self, ranked: np.ndarray) -> np.ndarray:
         """Positions in ``ranked`` (catalog rows, best first) of the best-ranked entry of each franchise."""

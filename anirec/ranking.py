@@ -74,7 +74,9 @@ class Ranked:
 
 
 def _liked_matrix(rows: np.ndarray, n_items: int) -> sp.csr_matrix:
-    return sp.csr_matrix((np.ones(len(rows), np.float32), (np.zeros(len(rows), np.int64), rows)), shape=(1, n_items))
+    """One user (1 x n_items) with 1 at ``rows`` (sorted, unique), built as CSR directly (the
+    (row, col) form goes through COO: several times the cost)."""
+    return sp.csr_matrix((np.ones(len(rows), np.float32), rows, np.array([0, len(rows)])), shape=(1, n_items))
 
 
 def _positions(rows: np.ndarray, scores: np.ndarray, cand: np.ndarray) -> np.ndarray:
@@ -104,8 +106,8 @@ def _scorer(recommender, liked: np.ndarray, text: str | None, cand: np.ndarray, 
         if similar:
             idx, val = recommender.similar_items(liked[:1], want, candidates=None if exclude is not None and
                                                  exclude.nnz == 0 else cand)
-        elif exclude is not None:
-            idx, val = recommender.recommend(_liked_matrix(liked, n_items), want, exclude=exclude)
+        elif exclude is not None:  # (nothing seen: no exclusion to build, the liked are excluded anyway)
+            idx, val = recommender.recommend(_liked_matrix(liked, n_items), want, exclude=exclude if exclude.nnz else None)
         else:
             idx, val = recommender.recommend(_liked_matrix(liked, n_items), want, candidates=cand)
         return idx[0], val[0]

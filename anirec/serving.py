@@ -27,7 +27,6 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from .errors import AnirecError
 from .filters import Filters
@@ -172,11 +171,6 @@ def result_frame(catalog: pd.DataFrame, rows: np.ndarray, **extra) -> pd.DataFra
         "score": score,
         **extra,
     })
-
-
-def _row_matrix(rows: np.ndarray, n_items: int) -> sp.csr_matrix:
-    """One user (1 x items) with 1 at ``rows`` (sorted unique)."""
-    return sp.csr_matrix((np.ones(len(rows), np.float32), (np.zeros(len(rows), np.int64), rows)), shape=(1, n_items))
 
 
 def _rows(values, n_items: int, what: str) -> np.ndarray:
