@@ -3,7 +3,8 @@
 Each step has its own module: ratings -> opinions and the popular anime (``anirec.opinions``),
 the row split and its file (``anirec.split``), co-rating counts over the train rows
 (``anirec.co_ratings``), then the labels: the reference's agreement or Jaccard
-(``anirec.labels``) or each anime's CF neighbours (``anirec.cf_pairs``). This module checks the
+(``anirec.labels``), each anime's CF neighbours (``anirec.cf_pairs``) or the cosine of EASE's
+item factors (``anirec.ease_labels``). This module checks the
 outputs before any work, loads the inputs, runs the steps and writes two files: the split first,
 then the pairs, which record the split's id and path (``split.check_pairs_split`` refuses pairs
 whose split has been replaced since). The progress lines go to ``echo``; the CLI prints the
@@ -19,17 +20,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import cf_pairs, labels
+from . import cf_pairs, ease_labels, labels
 from .build import open_catalog
 from .co_ratings import pair_counts
 from .data import load_ratings, ratings_coverage, ratings_label, read_anime_ids, source_inputs
 from .errors import AnirecError, warn
 from .io import check_outputs_not_inputs, check_writable_output
 from .opinions import PASSIVE_MIN, PROMOTER_MIN
-from .pairs_report import format_cf_summary, format_label_summary, format_split_summary
+from .pairs_report import format_cf_summary, format_ease_summary, format_label_summary, format_split_summary
 from .split import SplitInfo, make_split, pairs_split_link, reuse_split, save_split, train_rows, write_parquet
 
-LABEL_CHOICES = (*labels.LABELS, "cf")
+LABEL_CHOICES = (*labels.LABELS, "cf", ease_labels.LABEL)
+# labels with their own support rule: their split keeps every rated anime by default
+OWN_SUPPORT_RULE = ("cf", ease_labels.LABEL)
 
 
 @dataclass
@@ -43,9 +46,11 @@ class SplitOptions:
     test_size: float | None = None
 
     def resolved(self, label: str) -> dict:
-        # CF neighbours have their own support rule (--min-co-promoters), so by default the cf
-        # split keeps every rated anime instead of the reference's top 10% most rated.
-        defaults = {"promoter_min": PROMOTER_MIN, "passive_min": PASSIVE_MIN, "quantile": 0.0 if label == "cf" else 0.9,
+        # CF neighbours and EASE factors have their own support rule (--min-co-promoters,
+        # --min-promoters), so by default their split keeps every rated anime instead of the
+        # reference's top 10% most rated.
+        defaults = {"promoter_min": PROMOTER_MIN, "passive_min": PASSIVE_MIN,
+                    "quantile": 0.0 if label in OWN_SUPPORT_RULE else 0.9,
                     "min_count": None, "test_size": 0.1}
         return {k: (defaults[k] if v is None else v) for k, v in asdict(self).items()}
 
@@ -57,7 +62,8 @@ class PairsOutput:
     result: labels.PairsResult
 
 
-def make_pairs(ratings: list[str], catalog: str, out: str | Path, config: labels.PairsConfig | cf_pairs.CFPairsConfig,
+def make_pairs(ratings: list[str], catalog: str, out: str | Path,
+               config: labels.PairsConfig | cf_pairs.CFPairsConfig | ease_labels.EaseCosineConfig,
                split_options: SplitOptions | None = None, split: str | Path | None = None,
                split_out: str | Path | None = None, exclude_anime: str | Path | None = None, echo=print) -> PairsOutput:
     """Load, split (or reuse ``split``), label, write ``out`` and its split (``split_out``, default
@@ -83,7 +89,8 @@ def make_pairs(ratings: list[str], catalog: str, out: str | Path, config: labels
         "funnel": result.funnel,
         "excluded_anime": str(exclude_anime) if exclude_anime else None,
     }
-    columns = cf_pairs.CF_PAIR_COLUMNS if config.label == "cf" else labels.PAIR_COLUMNS
+    columns = {"cf": cf_pairs.CF_PAIR_COLUMNS, ease_labels.LABEL: ease_labels.EASE_PAIR_COLUMNS}.get(
+        config.label, labels.PAIR_COLUMNS)
     write_pairs(result.pairs[columns], out, meta)
     return PairsOutput(out, None if info.reused else split_target, result)
 
@@ -150,6 +157,11 @@ def _label(info: SplitInfo, catalog_frame: pd.DataFrame, config, echo) -> labels
             raise AnirecError(
                 f"no CF neighbour pair: {result.funnel['catalog_anime_with_promoters']:,} catalog anime have train promoters "
                 f"but no pair reaches {config.min_co_promoters} co-promoters. Lower --min-co-promoters or pass more ratings.")
+        return result
+    if config.label == ease_labels.LABEL:
+        result = ease_labels.label_ease_pairs(info.frame, catalog_frame, config)
+        echo(format_split_summary(info))
+        echo(format_ease_summary(result))
         return result
     counts = pair_counts(train_rows(info), progress=True)
     result = labels.label_pairs(counts, catalog_frame["MAL_ID"].to_numpy(np.int64), config)

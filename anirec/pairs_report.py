@@ -11,6 +11,7 @@ import json
 import numpy as np
 
 from .cf_pairs import NEGATIVE, POSITIVE
+from .ease_labels import PAIR_KINDS
 from .labels import PairsResult
 from .split import SplitInfo
 
@@ -83,4 +84,25 @@ def format_cf_summary(result: PairsResult) -> str:
         "agreement labels of the CF pairs:",
         text_histogram(result.scores, -1.0, 1.0),
     ]
+    return "\n".join(lines)
+
+
+def format_ease_summary(result: PairsResult) -> str:
+    """The ease-cosine labels: which anime got pairs, how many of each kind, the labels' spread."""
+    f, cfg, pairs = result.funnel, result.config, result.pairs
+    lines = [
+        f"ease     cosine of rank-{cfg.rank} EASE factors (lambda {cfg.lam:g}), train rows only",
+        f"anime    {f['anime_in_catalog']:>12,} allowed catalog anime, {f['catalog_anime_with_promoters']:,} with a train "
+        f"promoter, {f[f'anime_with_{cfg.min_promoters}+_promoters']:,} with >= {cfg.min_promoters} (these get pairs)",
+        f"drawn    {sum(f[k + '_pairs_drawn'] for k in PAIR_KINDS):>12,} pairs: "
+        + ", ".join(f"{f[k + '_pairs_drawn']:,} {k}" for k in PAIR_KINDS) + f"; {f['pairs']:,} kept"
+        + (f" (--max-pairs {cfg.max_pairs:,}, an equal share per kind)" if cfg.max_pairs is not None else ""),
+        f"covered  {f['catalog_anime_in_a_pair']:>12,} catalog anime in at least one pair",
+    ]
+    for kind in PAIR_KINDS:
+        labels = pairs.loc[pairs["pair_kind"] == kind, "label"].to_numpy()
+        if len(labels):
+            lines.append(f"  {kind:<8} {len(labels):>10,} kept, label median {np.median(labels):+.3f}")
+    lines.append("labels of all pairs:")
+    lines.append(text_histogram(result.scores, -1.0, 1.0))
     return "\n".join(lines)
