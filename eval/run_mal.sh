@@ -38,6 +38,16 @@ if [[ $step == prepare || $step == all ]]; then
   # The seed's method: reference labels from the same split; CPU budget: 3,000 pairs balanced by sign.
   anirec pairs --ratings "$DATA/mal" --ratings "$DATA/mal-2016" --catalog $C --out out/both/pairs-3k.parquet \
     --exclude-anime out/cold_union.txt --split out/both/cf-pairs.split.parquet --max-pairs 3000
+  # Issue 17.4's labels, from the same split, 3,000 pairs each: Jaccard of the promoter sets
+  # (balanced by sign) and the cosine of EASE's low-rank item factors (anirec.ease_labels: a third
+  # CF neighbours, a third TF-IDF neighbours, a third random). Kept beside the models they train.
+  mkdir -p out/models/pairs
+  anirec pairs --label jaccard --ratings "$DATA/mal" --ratings "$DATA/mal-2016" --catalog $C \
+    --out out/models/pairs/jaccard-3k.parquet --exclude-anime out/cold_union.txt --split out/both/cf-pairs.split.parquet \
+    --max-pairs 3000
+  anirec pairs --label ease-cosine --ratings "$DATA/mal" --ratings "$DATA/mal-2016" --catalog $C \
+    --out out/models/pairs/ease-cosine-3k.parquet --exclude-anime out/cold_union.txt --split out/both/cf-pairs.split.parquet \
+    --max-pairs 3000
 fi
 
 if [[ $step == finetune || $step == all ]]; then
@@ -46,10 +56,16 @@ if [[ $step == finetune || $step == all ]]; then
   [[ -f out/models/minilm-256-cosine/scores.json ]] || \
     anirec finetune --config finetune/minilm-256.toml "${common[@]}" --pairs out/both/pairs-3k.parquet \
       --loss cosine --out out/models/minilm-256-cosine --resume 2>&1 | tee out/logs/minilm-256-cosine.log
-  # CF neighbours, MultipleNegativesRankingLoss
+  # CF neighbours, MultipleNegativesRankingLoss computed in mini-batches of 16 (cmnrl: the same
+  # loss and gradients as mnrl at batch 64, in the memory of a batch of 16 instead of mnrl's 15.8 GB)
   [[ -f out/models/minilm-256-cf-mnrl/scores.json ]] || \
-    anirec finetune --config finetune/minilm-256-cf-mnrl.toml "${common[@]}" --pairs out/both/cf-pairs.parquet \
+    anirec finetune --config finetune/minilm-256-cf-cmnrl.toml "${common[@]}" --pairs out/both/cf-pairs.parquet \
       --out out/models/minilm-256-cf-mnrl --resume 2>&1 | tee out/logs/minilm-256-cf-mnrl.log
+  # Jaccard labels (CoSENT) and the regression onto EASE's item structure (CosineSimilarityLoss)
+  for name in jaccard ease-cosine; do
+    [[ -f out/models/minilm-256-$name/scores.json ]] || \
+      anirec finetune --config finetune/minilm-256-$name.toml "${common[@]}" --resume 2>&1 | tee out/logs/minilm-256-$name.log
+  done
   # CF neighbours, GISTEmbedLoss (the untuned model as guide against false in-batch negatives)
   [[ -f out/models/minilm-256-cf-gist/scores.json ]] || \
     anirec finetune --config finetune/minilm-256-cf-gist.toml "${common[@]}" --pairs out/both/cf-pairs.parquet \
@@ -58,7 +74,7 @@ if [[ $step == finetune || $step == all ]]; then
   [[ -f out/models/mpnet-256-cosine/scores.json ]] || \
     anirec finetune --config finetune/mpnet-256-cosine-cpu.toml "${common[@]}" --pairs out/both/pairs-3k.parquet \
       --resume 2>&1 | tee out/logs/mpnet-256-cosine.log
-  "${PYTHON:-python3}" finetune/results/collect.py out/models/minilm-256-{cosine,cf-mnrl,cf-gist}
+  "${PYTHON:-python3}" finetune/results/collect.py out/models/minilm-256-{cosine,cf-mnrl,cf-gist,jaccard,ease-cosine}
 fi
 
 if [[ $step == evaluate || $step == all ]]; then
