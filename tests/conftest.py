@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 # No network here or in CI: fail fast instead of retrying the hub for a minute.
@@ -39,6 +40,12 @@ def mal_catalog(mal_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("catalog") / "catalog.parquet"
     result = build_catalog(mal_dir, out)
     return result.catalog, out
+
+
+@pytest.fixture(scope="session")
+def catalog(mal_catalog) -> pd.DataFrame:
+    """The shared catalog's DataFrame (tests that read titles and fields, not files)."""
+    return mal_catalog[0]
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 
@@ -59,3 +60,8 @@ def write_tiny_mal(folder, n_anime: int = 8, n_users: int = 80, seed: int = 0):
 
 # `anirec pairs` options that label every pair of the tiny data (its ratings are random).
 TINY_PAIRS_OPTIONS = ("--min-support", "0", "--quantile", "0", "--positive", "0.0", "--negative", "0.0")
+
+
+def row_of(catalog, name: str) -> int:
+    """The catalog row of the anime named exactly ``name``."""
+    return int(np.flatnonzero(catalog["Name"].to_numpy() == name)[0])

@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import row_of
+
 from anirec.anime_fields import AnimeFields
 from anirec.errors import AnirecError
 from anirec.filters import Filters, candidate_mask
@@ -19,15 +21,6 @@ from anirec.mal_list import MAX_LIST_BYTES, on_catalog, parse_mal_list, read_mal
 from anirec.ranking import CatalogView, rank
 
 EXPORT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mal-export"
-
-
-def row_of(catalog, name):
-    return int(np.flatnonzero(catalog["Name"].to_numpy() == name)[0])
-
-
-@pytest.fixture(scope="module")
-def catalog(mal_catalog):
-    return mal_catalog[0]
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import cli_exit_code as main
+from helpers import cli_exit_code as main, row_of
 
 from anirec.data import load_ratings
 from anirec.errors import AnirecError
@@ -19,15 +19,6 @@ from anirec.serving import Query, Served, answer, user_query
 from anirec.filters import Filters
 from anirec.franchises import Franchises, title_stem
 from anirec.titles import TitleIndex
-
-
-def row_of(catalog, name):
-    return int(np.flatnonzero(catalog["Name"].to_numpy() == name)[0])
-
-
-@pytest.fixture(scope="module")
-def catalog(mal_catalog):
-    return mal_catalog[0]
 
 
 @pytest.fixture(scope="module")
