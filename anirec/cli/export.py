@@ -14,7 +14,7 @@ from ..export import FILES, FORMATS, check_export_replaceable, export_embeddings
 from ..io import check_outputs_not_inputs
 from ..models import DEFAULT_MODEL
 from .options import backend_option, max_seq_length_option
-from .recommend import CACHE_HELP, CATALOG_HELP, MODEL_HELP, MSL_HELP
+from .options import CACHE_HELP, CATALOG_HELP, MODEL_HELP, MSL_HELP
 
 
 @app.command()

@@ -36,3 +36,10 @@ def max_seq_length_option(help: str):
     (the one meaning :data:`anirec.config.Tokens` gives it everywhere)."""
     return typer.Option(None, "--max-seq-length", help=help + " 0 or absent: the model's own setting.",
                         callback=lambda v: coerce(v, Tokens, "--max-seq-length"))
+
+
+# Help texts of options several commands share (embed, recommend, export).
+MODEL_HELP = "Embedder: a name (looked up in ~/.cache/anirec/models, then the hub) or a sentence-transformers folder."
+CATALOG_HELP = "Catalog parquet written by `anirec build`."
+MSL_HELP = "Truncate descriptions to this many tokens."
+CACHE_HELP = "Embedding cache folder (default: $ANIREC_CACHE, else ~/.cache/anirec/embeddings)."

@@ -1,4 +1,4 @@
-"""`anirec embed` and `anirec recommend` (one path for plain and --recommender: anirec.serving)."""
+"""`anirec recommend` (one path for plain and --recommender: anirec.serving)."""
 
 from __future__ import annotations
 
@@ -16,34 +16,11 @@ from .display import as_rich_text
 from ..data import load_ratings, ratings_label, read_catalog
 from ..descriptions import clean_text
 from ..errors import AnirecError
-from ..embeddings import format_embed_summary, load_or_embed
+from ..embeddings import format_embed_summary
 from ..models import DEFAULT_MODEL
 from ..serving import SCORE_COLUMN, Answer, Query, Served, answer, heading, likes_query, payload, user_query
 from . import query_options as qo
-from .options import backend_option, max_seq_length_option
-
-MODEL_HELP = "Embedder: a name (looked up in ~/.cache/anirec/models, then the hub) or a sentence-transformers folder."
-CATALOG_HELP = "Catalog parquet written by `anirec build`."
-MSL_HELP = "Truncate descriptions to this many tokens."
-CACHE_HELP = "Embedding cache folder (default: $ANIREC_CACHE, else ~/.cache/anirec/embeddings)."
-
-
-@app.command()
-def embed(
-    model: str = typer.Option(DEFAULT_MODEL, "--model", help=MODEL_HELP),
-    catalog: Path = typer.Option(Path("catalog.parquet"), "--catalog", help=CATALOG_HELP),
-    max_seq_length: Optional[int] = max_seq_length_option(MSL_HELP),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_HELP),
-    batch_size: int = typer.Option(32, "--batch-size", help="Descriptions per encoder batch."),
-    force: bool = typer.Option(False, "--force", help="Encode again even when the cache has these vectors."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the encoding progress bar."),
-    backend: str = backend_option(),
-) -> None:
-    """Encode every catalog description (normalised float32) into the on-disk cache, or find it there."""
-    cat = read_catalog(catalog)
-    emb = load_or_embed(cat, model, max_seq_length, cache_dir, batch_size, progress, force=force, backend=backend)
-    typer.echo(format_embed_summary(emb))
-
+from .options import CACHE_HELP, CATALOG_HELP, MODEL_HELP, MSL_HELP, backend_option, max_seq_length_option
 
 # The value columns a result frame may carry, in display order, and how each is shown.
 _VALUE_COLUMNS = {SCORE_COLUMN: ("recommender score", "{:.4f}".format),
