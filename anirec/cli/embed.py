@@ -10,19 +10,19 @@ import typer
 from .app import app
 from ..data import read_catalog
 from ..embeddings import format_embed_summary, load_or_embed
-from ..models import DEFAULT_MODEL
-from .options import CACHE_HELP, CATALOG_HELP, MODEL_HELP, MSL_HELP, backend_option, max_seq_length_option
+from .options import (MSL_HELP, backend_option, batch_size_option, cache_dir_option, catalog_option, max_seq_length_option,
+                      model_option, progress_option)
 
 
 @app.command()
 def embed(
-    model: str = typer.Option(DEFAULT_MODEL, "--model", help=MODEL_HELP),
-    catalog: Path = typer.Option(Path("catalog.parquet"), "--catalog", help=CATALOG_HELP),
+    model: str = model_option(),
+    catalog: Path = catalog_option(),
     max_seq_length: Optional[int] = max_seq_length_option(MSL_HELP),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_HELP),
-    batch_size: int = typer.Option(32, "--batch-size", help="Descriptions per encoder batch."),
+    cache_dir: Optional[Path] = cache_dir_option(),
+    batch_size: int = batch_size_option(),
     force: bool = typer.Option(False, "--force", help="Encode again even when the cache has these vectors."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the encoding progress bar."),
+    progress: bool = progress_option(),
     backend: str = backend_option(),
 ) -> None:
     """Encode every catalog description (normalised float32) into the on-disk cache, or find it there."""

@@ -12,21 +12,20 @@ from ..data import read_catalog
 from ..embeddings import format_embed_summary, load_or_embed
 from ..export import FILES, FORMATS, check_export_replaceable, export_embeddings, require_faiss
 from ..io import check_outputs_not_inputs
-from ..models import DEFAULT_MODEL
-from .options import backend_option, max_seq_length_option
-from .options import CACHE_HELP, CATALOG_HELP, MODEL_HELP, MSL_HELP
+from .options import (MSL_HELP, backend_option, batch_size_option, cache_dir_option, catalog_option, max_seq_length_option,
+                      model_option, progress_option)
 
 
 @app.command()
 def export(
     out: Path = typer.Option(..., "--out", help="Folder to write (a new folder, or an earlier export to replace)."),
     fmt: str = typer.Option("npy", "--format", help=f"One of: {', '.join(FORMATS)} (tsv = TensorBoard Embedding Projector files)."),
-    model: str = typer.Option(DEFAULT_MODEL, "--model", help=MODEL_HELP),
-    catalog: Path = typer.Option(Path("catalog.parquet"), "--catalog", help=CATALOG_HELP),
+    model: str = model_option(),
+    catalog: Path = catalog_option(),
     max_seq_length: Optional[int] = max_seq_length_option(MSL_HELP),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_HELP),
-    batch_size: int = typer.Option(32, "--batch-size", help="Descriptions per encoder batch (if not cached)."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the encoding progress bar."),
+    cache_dir: Optional[Path] = cache_dir_option(),
+    batch_size: int = batch_size_option("Descriptions per encoder batch (if not cached)."),
+    progress: bool = progress_option(),
     backend: str = backend_option(),
 ) -> None:
     """Write the catalog embeddings as npy, parquet, a faiss index or TensorBoard TSV, with manifest.json."""

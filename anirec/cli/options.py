@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from ..backends import BACKEND_HELP, require_backend
 from ..config import Seed, Tokens, coerce
+from ..models import DEFAULT_MODEL
 
 
 def plain(text: str) -> str:
@@ -43,3 +46,24 @@ MODEL_HELP = "Embedder: a name (looked up in ~/.cache/anirec/models, then the hu
 CATALOG_HELP = "Catalog parquet written by `anirec build`."
 MSL_HELP = "Truncate descriptions to this many tokens."
 CACHE_HELP = "Embedding cache folder (default: $ANIREC_CACHE, else ~/.cache/anirec/embeddings)."
+
+
+# The options every command that encodes the catalog (embed, export) shares, declared once.
+def model_option():
+    return typer.Option(DEFAULT_MODEL, "--model", help=MODEL_HELP)
+
+
+def catalog_option():
+    return typer.Option(Path("catalog.parquet"), "--catalog", help=CATALOG_HELP)
+
+
+def cache_dir_option():
+    return typer.Option(None, "--cache-dir", help=CACHE_HELP)
+
+
+def batch_size_option(help: str = "Descriptions per encoder batch."):
+    return typer.Option(32, "--batch-size", help=help)
+
+
+def progress_option():
+    return typer.Option(True, "--progress/--no-progress", help="Show the encoding progress bar.")
