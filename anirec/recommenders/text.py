@@ -21,6 +21,7 @@ import scipy.sparse as sp
 
 from ..config import Tokens
 from ..errors import AnirecError
+from ..item_features import fusion_share
 from ..item_vectors import tfidf_fit
 from ..text_query import TextQuery
 from .base import Params
@@ -75,33 +76,12 @@ def text_item_rows(catalog, params: TextParams, context: dict):
     return rows, info, emb, query
 
 
-def pair_similarity_spread(rows, sample: int = 2000, seed: int = 0) -> float:
-    """Standard deviation of the cosine between two distinct items (rows are unit-norm), from a
-    seeded sample of at most ``sample`` items: 2,000 items give ~2M pairs, plenty for one std,
-    and keep a 20k-anime catalog's cost at one 2,000 x 2,000 product."""
-    n = rows.shape[0]
-    if n < 2:
-        return 0.0
-    pick = np.sort(np.random.default_rng(seed).choice(n, size=min(n, sample), replace=False))
-    sub = rows[pick]
-    sims = sub @ sub.T
-    sims = sims.toarray() if sp.issparse(sims) else np.asarray(sims)
-    upper = np.triu_indices(len(pick), 1)
-    return float(np.asarray(sims[upper], np.float64).std())
-
-
 def fuse_rows(dense: np.ndarray, tfidf: sp.csr_matrix, weight: float) -> tuple[sp.csr_matrix, dict]:
     """Unit rows whose dot product is (1-s) * dense cosine + s * TF-IDF cosine, with s chosen so
     that the two parts weigh (1-weight) : weight once each is divided by its pair spread."""
-    dense_spread, tfidf_spread = pair_similarity_spread(dense), pair_similarity_spread(tfidf)
-    if dense_spread > 0 and tfidf_spread > 0:
-        a, b = (1.0 - weight) / dense_spread, weight / tfidf_spread
-        share = b / (a + b)
-    else:  # a degenerate catalog (one item, identical texts): no spread to scale by
-        share = weight
+    share, info = fusion_share(dense, tfidf, weight)
     rows = sp.hstack([sp.csr_matrix(np.sqrt(1.0 - share) * dense), np.sqrt(share) * tfidf]).tocsr()
-    return rows, {"dense_pair_spread": round(dense_spread, 5), "tfidf_pair_spread": round(tfidf_spread, 5),
-                  "tfidf_share": round(float(share), 5)}
+    return rows, info
 
 
 class TextRecommender(PooledRecommender):
