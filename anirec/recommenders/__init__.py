@@ -11,6 +11,7 @@ from ..config import Seed, coerce, field_types
 from ..errors import AnirecError
 from .base import Params, Recommender
 from .ease import EASERecommender
+from .ease_side import CEASERecommender
 from .hybrid import HybridRecommender
 from .itemknn import ItemKNNRecommender
 from .simple import PopularRecommender, RandomRecommender
@@ -23,6 +24,7 @@ REGISTRY: dict[str, type[Recommender]] = {
     "ease": EASERecommender,
     "text": TextRecommender,
     "hybrid": HybridRecommender,
+    "cease": CEASERecommender,
 }
 
 

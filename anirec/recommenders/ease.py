@@ -46,13 +46,14 @@ def ease_weights(promoted: sp.csr_matrix, lam: float) -> np.ndarray:
     return b.astype(np.float32)
 
 
-def check_ease_memory(n_items: int, limit_gb: float = 0.0) -> None:
-    """Fail before allocating when EASE's matrices would not fit (float64 gram + inverse + B)."""
-    need = n_items * n_items * (8 + 8 + 4)
+def check_ease_memory(n_items: int, limit_gb: float = 0.0, bytes_per_pair: int = 8 + 8 + 4, what: str = "EASE") -> None:
+    """Fail before allocating when the closed form's matrices would not fit (EASE: float64 gram
+    + inverse + float32 B; cEASE inverts in place: ``bytes_per_pair`` 12)."""
+    need = n_items * n_items * bytes_per_pair
     limit = limit_gb * (1 << 30) if limit_gb > 0 else _machine_memory_bytes() / 2
     if need > limit:
         raise AnirecError(
-            f"EASE over {n_items:,} items needs about {need / (1 << 30):.1f} GB (items^2 x 20 bytes while fitting), "
+            f"{what} over {n_items:,} items needs about {need / (1 << 30):.1f} GB (items^2 x {bytes_per_pair} bytes while fitting), "
             f"more than the {limit / (1 << 30):.1f} GB allowed. Keep fewer anime (a smaller catalog, or only anime "
             "with ratings) or raise max_memory_gb.")
 
@@ -76,6 +77,9 @@ class EASERecommender(Recommender):
             self._pos = np.full(self.n_items, -1, np.int64)
             self._pos[self.active] = np.arange(len(self.active))
         return self._pos
+
+    def usable_likes(self, items):
+        return self._active_pos()[np.asarray(items, np.int64)] >= 0
 
     def scores(self, user_items, candidates):
         pos = self._active_pos()

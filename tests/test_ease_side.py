@@ -1,0 +1,158 @@
+"""cEASE (EASE with side information) and the item features it reads: the closed form by hand,
+new anime recommended and counted as likes, the new-anime quota, the feature blocks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from anirec.errors import AnirecError
+from anirec.item_features import FeatureSpec, field_values, item_features, one_hot_rows
+from anirec.recommenders import make
+from anirec.recommenders.ease import ease_weights
+from anirec.recommenders.ease_side import merge_quota, side_weights
+
+N_ITEMS = 40
+TOPICS = ["mecha pilots giant robots war", "cooking club school bakes bread", "detective solves murder mystery",
+          "idol group sings concert", "samurai sword duel feudal"]
+
+
+@pytest.fixture(scope="module")
+def world():
+    """Users who like items of one topic (item % 5); items 35-39 nobody rated (new anime); the
+    catalog's texts share their topic's words."""
+    rng = np.random.default_rng(0)
+    rows, cols = [], []
+    for u in range(100):
+        liked = rng.choice([i for i in range(35) if i % 5 == u % 5], 4, replace=False)
+        rows += [u] * 4
+        cols += list(liked)
+    fit = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(100, N_ITEMS))
+    catalog = pd.DataFrame({"MAL_ID": np.arange(1, N_ITEMS + 1),
+                            "description": [f"Show {i}: {TOPICS[i % 5]} story number {i}" for i in range(N_ITEMS)],
+                            "Genres": [["Mecha", "Slice of Life", "Mystery", "Music", "Historical"][i % 5] for i in range(N_ITEMS)]})
+    return fit, catalog
+
+
+def liked(*items):
+    return sp.csr_matrix((np.ones(len(items), np.float32), (np.zeros(len(items), int), list(items))), shape=(1, N_ITEMS))
+
+
+def test_closed_form_by_hand_including_an_anime_nobody_rated():
+    # 4 users x 4 items; item 3 has no rating at all, only features
+    x = sp.csr_matrix(np.array([[1, 1, 0, 0], [1, 0, 1, 0], [0, 1, 1, 0], [1, 1, 1, 0]], np.float32))
+    f = np.array([[1, 0], [0.6, 0.8], [0, 1], [0.8, 0.6]], np.float32)
+    alpha, lam = 2.0, 3.0
+    g = x.toarray().T @ x.toarray() + alpha ** 2 * f @ f.T + lam * np.eye(4)
+    p = np.linalg.inv(g)
+    want = np.eye(4) - p / np.diag(p)[None, :]
+    got = side_weights(x, f, alpha, lam)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    assert got.dtype == np.float32 and np.allclose(np.diag(got), 0)
+    assert np.abs(got[:, 3]).max() > 0.01 and np.abs(got[3, :]).max() > 0.01  # the unrated anime has weights
+    # without features it is EASE
+    np.testing.assert_allclose(side_weights(x[:, :3], None, 0.0, lam), ease_weights(x[:, :3], lam), atol=1e-6)
+
+
+def test_a_new_anime_is_recommendable_and_counts_as_a_like(world):
+    fit, catalog = world
+    cease = make("cease", {"alpha": 3.0, "lam": 10.0}).fit(fit, catalog)
+    new = np.arange(35, 40)
+    # users of topics 0 and 1 (liked rated anime): their own topic's new anime comes first
+    recs, scores = cease.recommend(sp.vstack([liked(0, 5), liked(1, 6)]), 3, candidates=new)
+    assert recs[0, 0] == 35 and recs[1, 0] == 36 and np.isfinite(scores).all()
+    # a user who liked only a new anime (no rating anywhere) gets that topic, not the first rows
+    recs, scores = cease.recommend(liked(37), 5)
+    assert all(i % 5 == 37 % 5 for i in recs[0]) and len(set(np.round(scores[0], 6))) > 1
+    # and liking it beside a rated anime changes the list: it is not ignored
+    with_new, _ = cease.recommend(liked(0, 37), 10)
+    without, _ = cease.recommend(liked(0), 10)
+    assert not np.array_equal(with_new, without)
+    assert sum(i % 5 == 2 for i in with_new[0]) > sum(i % 5 == 2 for i in without[0])
+    sim, _ = cease.similar_items([38], 3)
+    assert all(i % 5 == 38 % 5 for i in sim[0])
+
+
+def test_new_anime_scores_come_from_the_map_and_the_calibration(world):
+    fit, catalog = world
+    base = make("cease", {"alpha": 3.0, "lam": 10.0}).fit(fit, catalog)
+    u = liked(0, 5)
+    cand = np.arange(N_ITEMS)
+    s = base.scores(u, cand)
+    assert np.isclose(np.abs(s[0, :35]).max(), 1.0)  # in units of the user's best known score
+    shifted = make("cease", {"alpha": 3.0, "lam": 10.0, "new_weight": 2.0, "new_shift": 0.3}).fit(fit, catalog)
+    s2 = shifted.scores(u, cand)
+    np.testing.assert_allclose(s2[0, :35], s[0, :35], atol=1e-6)  # known anime untouched
+    np.testing.assert_allclose(s2[0, 35:], 2.0 * s[0, 35:] + 0.3, atol=1e-5)
+    own = make("cease", {"alpha": 3.0, "lam": 10.0, "map_model": "none"}).fit(fit, catalog)
+    raw = np.asarray(u @ own.weights)[0]
+    np.testing.assert_allclose(own.scores(u, cand)[0], raw / np.abs(raw[:35]).max(), atol=1e-5)
+
+
+def test_new_slots_keep_places_for_the_best_new_anime(world):
+    fit, catalog = world
+    users = sp.vstack([liked(0, 5), liked(1, 6), liked(2)])
+    quota = make("cease", {"alpha": 3.0, "lam": 10.0, "new_slots": 2}).fit(fit, catalog)
+    recs, scores = quota.recommend(users, 6)
+    assert ((recs >= 35).sum(axis=1) == 2).all()  # exactly two new anime in every list
+    assert (np.diff(scores, axis=1) <= 1e-6).all() and len(np.unique(recs[0])) == 6
+    plain = make("cease", {"alpha": 3.0, "lam": 10.0}).fit(fit, catalog)
+    new_only, _ = plain.recommend(users, 2, candidates=np.arange(35, 40))
+    assert all(set(new_only[u]) <= set(recs[u]) for u in range(3))  # the best two new ones
+
+
+def test_merge_quota_orders_by_score_and_pads():
+    known_i = np.array([[1, 2, 3, 4], [5, 6, -1, -1]])
+    known_v = np.array([[0.9, 0.5, 0.4, 0.1], [0.8, 0.2, -np.inf, -np.inf]], np.float32)
+    new_i = np.array([[9, 8], [-1, -1]])
+    new_v = np.array([[0.6, 0.45], [-np.inf, -np.inf]], np.float32)
+    idx, val = merge_quota(known_i, known_v, new_i, new_v, 4)
+    assert idx.tolist() == [[1, 9, 2, 8], [5, 6, -1, -1]]
+    assert val[1, 2] == -np.inf
+
+
+def test_cease_refuses_what_does_not_fit_before_allocating(world):
+    fit, catalog = world
+    with pytest.raises(AnirecError, match="cEASE over 40 items needs"):
+        make("cease", {"max_memory_gb": 1e-9}).fit(fit, catalog)
+    with pytest.raises(AnirecError, match="no item features"):
+        make("cease", {"model": "none"})
+
+
+def test_feature_blocks_are_unit_rows_times_their_weight(world):
+    _, catalog = world
+    f, info = item_features(catalog, FeatureSpec(dims=8, genres_weight=0.5))
+    assert info["blocks"]["text"]["dims"] == 8 and info["blocks"]["genres"] == {"weight": 0.5, "dims": 5}
+    text, genres = f[:, :8], f[:, 8:]
+    np.testing.assert_allclose(np.linalg.norm(text, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(genres, axis=1), 0.5, atol=1e-6)
+    sims = f @ f.T  # text cosine + 0.25 x same-genre
+    assert np.isclose(sims[0, 5] - text[0] @ text[5], 0.25) and np.isclose(sims[0, 1] - text[0] @ text[1], 0.0)
+
+
+def test_one_hot_spreads_many_values_and_drops_values_only_one_anime_has():
+    values = field_values(pd.Series(["Action, Comedy", "Action", "Unknown", None, "Comedy, Drama"]))
+    assert values == [["Action", "Comedy"], ["Action"], [], [], ["Comedy", "Drama"]]
+    m = one_hot_rows(values)  # Drama (one anime) is dropped
+    assert m.shape == (5, 2)
+    np.testing.assert_allclose(m[0], [2 ** -0.5, 2 ** -0.5], atol=1e-6)
+    assert (m[2] == 0).all() and np.isclose(np.linalg.norm(m[4]), 1.0)
+
+
+@pytest.mark.parametrize("name", ["cease", "hybrid", "text"])
+def test_every_method_with_text_uses_a_liked_anime_nobody_rated(world, name):
+    fit, catalog = world
+    rec = make(name, {}).fit(fit, catalog)
+    assert rec.usable_likes([37, 2]).all()
+    recs, scores = rec.recommend(liked(37), 4)
+    assert all(i % 5 == 2 for i in recs[0]), recs  # its topic, not the catalog's first rows
+    if name == "hybrid":  # beside a rated like it is not ignored
+        assert not np.array_equal(rec.recommend(liked(0, 37), 10)[0], rec.recommend(liked(0), 10)[0])
+
+
+def test_ease_says_which_likes_it_cannot_use(world):
+    fit, catalog = world
+    assert make("ease", {}).fit(fit, catalog).usable_likes([37, 2, 39]).tolist() == [False, True, False]
+    assert make("itemknn", {}).fit(fit, catalog).usable_likes([37, 2]).tolist() == [False, True]
