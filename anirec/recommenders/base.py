@@ -121,6 +121,11 @@ class Recommender:
         raise AnirecError(f"method {self.name!r} reads no text, so it cannot rank by a free-text query; "
                           "use a folder fitted with the text or hybrid method.")
 
+    def usable_likes(self, items) -> np.ndarray:
+        """Per liked item, whether liking it can change this method's list (EASE knows nothing of
+        an anime nobody rated); serving names the others in a warning instead of ignoring them."""
+        return np.ones(len(np.asarray(items)), bool)
+
     def state(self) -> dict[str, np.ndarray]:
         """Named arrays that, with the parameters, restore the fitted method."""
         raise AnirecError(f"method {self.name!r} cannot be saved to a folder.")

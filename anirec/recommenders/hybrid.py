@@ -10,6 +10,9 @@ scores, divided by the user's largest); an anime with ``n`` promoters takes
 ``n / (n + shrink)`` of its score from CF and the rest from the mapping scaled by
 ``new_weight`` (``shrink = 0``: CF for every promoted anime, the mapping for the rest).
 
+A liked anime nobody rated counts the same way round: as partial likes of the rated anime it
+reads like (its row of the same map), so naming a new anime shapes the list.
+
 ``new_weight = 1`` (the mapped score read as a CF score) is the default because it is the one
 value that carried over: 2.0 lifted the 2020 set's mixed protocol (NDCG@10 0.2368 vs 0.2344)
 at the cost of its holdout (0.296 vs 0.317) and lost on both for the 2016 set.
@@ -104,8 +107,24 @@ class HybridRecommender(Recommender):
         n = self.support[candidates]
         return n / (n + self.params.shrink) if self.params.shrink > 0 else (n > 0).astype(np.float32)
 
+    def liked_on_rated(self, user_items) -> sp.csr_matrix:
+        """Each user's likes as a row over the rated anime (EASE's items): a liked anime nobody
+        rated counts through its map, as partial likes of the rated anime it reads like, so it
+        shapes the list instead of being dropped (an anime whose text matches nothing rated
+        still cannot count: :meth:`usable_likes`)."""
+        liked = (sp.csr_matrix(user_items) != 0).astype(np.float32)
+        unrated = self.support == 0
+        if not liked[:, np.flatnonzero(unrated)].nnz:
+            return liked[:, self.cf.active]
+        through_map = sp.diags(unrated.astype(np.float32)) @ self.mapping  # rows of rated anime zeroed
+        return (liked[:, self.cf.active] + liked @ through_map).tocsr()
+
+    def usable_likes(self, items) -> np.ndarray:
+        items = np.asarray(items, np.int64)
+        return (self.support[items] > 0) | (np.diff(self.mapping.indptr)[items] > 0)
+
     def scores(self, user_items, candidates):
-        cf_rated = np.nan_to_num(self.cf.scores(user_items, self.cf.active), neginf=0.0)
+        cf_rated = np.asarray(self.liked_on_rated(user_items) @ self.cf.weights)
         # per user, scores in units of the user's largest CF score
         scale = np.abs(cf_rated).max(axis=1, initial=0.0)
         cf_rated /= np.where(scale > 0, scale, 1.0)[:, None]

@@ -116,6 +116,11 @@ class PooledRecommender(Recommender):
         liked = (sp.csr_matrix(user_items) != 0).astype(np.float32)
         return pooled_scores(liked, links, shifted)
 
+    def usable_likes(self, items):
+        """An item with an empty row (item-kNN: nobody rated it; TF-IDF: no word) has no neighbours."""
+        rows = self.item_rows[np.asarray(items, np.int64)]
+        return (np.diff(rows.indptr) > 0) if sp.issparse(rows) else np.abs(rows).sum(axis=1) > 0
+
     def item_scores(self, items, candidates):
         """Plain cosine to every candidate (not only the n nearest), for title queries."""
         a = self.item_rows[items]
