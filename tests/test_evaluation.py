@@ -54,6 +54,15 @@ def test_ndcg_mrr_coverage_by_hand():
     assert ev.coverage_at_k(RECS, 1, 12) == pytest.approx(3 / 12)
 
 
+def test_popularity_bias_share_of_the_most_rated_by_hand():
+    counts = np.array([5, 9, 9, 1, 0, 7])
+    assert ev.most_rated(counts, 3).tolist() == [1, 2, 5]  # 9, 9, 7
+    assert ev.most_rated(counts, 2).tolist() == [1, 2]  # a tie goes to the lower row
+    # places: user 0 (0, 1, 2, 3), user 1 (4, 2): 3 of 6 filled places are items 1, 2 or 5
+    assert ev.popular_share_at_k(RECS[:2], 4, np.array([1, 2, 5])) == pytest.approx(3 / 6)
+    assert ev.popular_share_at_k(RECS[:2], 1, np.array([1, 2, 5])) == 0.0
+
+
 def test_nps_counts_passives_as_found():
     rated = csr([0, 0, 1], [1, 2, 4], (3, 6), values=np.array([1, 0, -1], np.float32))  # a stored 0 = passive
     sums, counts = ev.nps_at_k(RECS, rated, 4)
@@ -260,9 +269,9 @@ def eval_inputs(mal_dir, mal_catalog, tmp_path_factory):
 
 def expected_rows(methods, k=10, ks=(5, 10, 20)):
     buckets = ["nps_rank_0-2", "nps_rank_3-6", "nps_rank_7+"]
-    ref = [f"nps@{k}", f"found@{k}", f"found_users@{k}", f"coverage@{k}"] + buckets
+    ref = [f"nps@{k}", f"found@{k}", f"found_users@{k}", f"coverage@{k}", f"top100_share@{k}"] + buckets
     rank = [f"{m}@{x}" for x in ks for m in ("hit_rate", "precision", "recall", "ndcg", "mrr",
-                                              "nps", "found", "found_users", "coverage")] + buckets
+                                              "nps", "found", "found_users", "coverage", "top100_share")] + buckets
     mixed = rank + [f"{m}@{x}" for x in ks for m in ("new_share", "hits_new", "hits_known")]
     return {(p, m, metric) for m in methods for p, ms in
             [("reference", ref), ("holdout", rank), ("coldstart", rank), ("mixed", mixed)] for metric in ms}

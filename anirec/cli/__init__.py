@@ -16,7 +16,7 @@ import sys
 import typer
 
 from ..errors import AnirecError
-from . import build, embed, recommend, export, pairs, finetune, evaluate, fit, distill, serve  # noqa: F401  (registers the commands)
+from . import build, embed, recommend, export, pairs, finetune, evaluate, tune, fit, distill, serve  # noqa: F401  (registers the commands)
 from .app import app
 
 

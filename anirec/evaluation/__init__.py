@@ -9,8 +9,8 @@ Every method comes from :mod:`anirec.recommenders`: what is scored here is what
 from ..data import read_anime_ids, write_anime_ids
 from .config import BASELINES, EvalConfig, MethodSpec, ModelSpec, check_models, load_config, model_name, parse_model_arg
 from .metrics import (
-    RANK_BUCKETS, bootstrap_ci, coverage_at_k, hit_matrix, hit_rate_at_k, mrr_at_k, ndcg_at_k, nps_at_k,
-    paired_difference, precision_at_k, recall_at_k, score, verdict,
+    RANK_BUCKETS, bootstrap_ci, coverage_at_k, hit_matrix, hit_rate_at_k, most_rated, mrr_at_k, ndcg_at_k, nps_at_k,
+    paired_difference, popular_share_at_k, precision_at_k, recall_at_k, score, verdict,
 )
 from .protocols import (
     PROTOCOLS, Task, build_tasks, check_pairs_exclude, cold_anime_ids, coldstart_task, drop_anime, holdout_mask,
@@ -23,7 +23,7 @@ __all__ = [
     "BASELINES", "PROTOCOLS", "RANK_BUCKETS", "EvalConfig", "EvalOutcome", "Inputs", "MethodSpec", "ModelSpec", "Task",
     "bootstrap_ci", "build_tasks", "check_models", "check_pairs_exclude", "cold_anime_ids", "coldstart_task",
     "coverage_at_k", "drop_anime", "hit_matrix", "hit_rate_at_k", "holdout_mask", "holdout_task", "load_config",
-    "load_inputs", "mixed_task", "model_name", "mrr_at_k", "ndcg_at_k", "nps_at_k", "parse_model_arg", "plot_metric",
+    "load_inputs", "mixed_task", "model_name", "most_rated", "mrr_at_k", "popular_share_at_k", "ndcg_at_k", "nps_at_k", "parse_model_arg", "plot_metric",
     "plot_nps_by_rank", "precision_at_k", "read_anime_ids", "recall_at_k", "reference_task", "results_markdown",
     "paired_difference", "paired_markdown", "run_evaluation", "verdict", "run_method", "score", "write_anime_ids", "write_outputs", "_load_catalog",
 ]

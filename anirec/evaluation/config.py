@@ -76,6 +76,7 @@ class EvalConfig:
     pairs: Paths = field(default_factory=list)  # pair files the fine-tuned models learnt from (cold-start check)
     bootstrap: int = 1000
     compare_to: Paths = field(default_factory=list)  # methods every other one is compared with, paired per user
+    validation: bool = False  # score on the validation split (evaluation/validation.py), never on the real targets
     max_seq_length: Tokens = None  # for text models without their own; None (or 0) = the model's own
     backend: str = "torch"  # how models without their own `backend` run (anirec.backends.BACKENDS)
     cache_dir: str | None = None

@@ -17,6 +17,7 @@ from ..interactions import lookup
 from .seeds import STREAM_BOOT, seeded_rng
 
 RANK_BUCKETS = ((0, 3, "0-2"), (3, 7, "3-6"), (7, None, "7+"))
+POPULAR_HEAD = 100  # top100_share@k: list places among the 100 most-rated anime of the protocol's data
 
 def hit_matrix(recs: np.ndarray, relevant: sp.csr_matrix) -> np.ndarray:
     """(users x k) bool: the recommendation at each rank is a relevant (non-zero) item."""
@@ -86,6 +87,21 @@ def coverage_at_k(recs: np.ndarray, k: int, n_items: int) -> float:
     """Share of the ``n_items`` candidate items that appear in anyone's first k recommendations."""
     r = np.asarray(recs)[:, :k]
     return float(len(np.unique(r[r >= 0]))) / n_items if n_items else 0.0
+
+
+def most_rated(item_ratings: np.ndarray, n: int = 100) -> np.ndarray:
+    """The ``n`` items with the most ratings (ties -> the lower item row): the head of the data."""
+    counts = np.asarray(item_ratings)
+    order = np.lexsort((np.arange(len(counts)), -counts))
+    return np.sort(order[:min(n, len(counts))])
+
+
+def popular_share_at_k(recs: np.ndarray, k: int, popular: np.ndarray) -> float:
+    """Share of the filled places of everyone's first k recommendations that go to ``popular``
+    items (e.g. the 100 most rated): how much of what is served is the head of the catalog."""
+    r = np.asarray(recs)[:, :k]
+    filled = r >= 0
+    return float(np.isin(r[filled], popular).sum() / filled.sum()) if filled.any() else 0.0
 
 
 def nps_at_k(recs: np.ndarray, rated: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -180,6 +196,8 @@ def score(task, recs: np.ndarray, n_boot: int = 1000, seed: int = 42) -> list[di
         plain[f"found@{k}"] = float(counts.sum())
         means[f"found_users@{k}"] = (counts > 0).astype(np.float64)
         plain[f"coverage@{k}"] = coverage_at_k(recs, k, task.n_candidates)
+        if task.item_ratings is not None:
+            plain[f"top100_share@{k}"] = popular_share_at_k(recs, k, most_rated(task.item_ratings, POPULAR_HEAD))
     if task.new_items is not None and task.relevant is not None:
         # mixed protocol: how much of each list is new anime, and where the hits come from
         is_new = np.zeros(task.n_items, bool)

@@ -111,6 +111,7 @@ class Task:
     candidates: np.ndarray | None = None  # items that may be recommended (None: all)
     new_items: np.ndarray | None = None  # mixed protocol: the anime with no fitting ratings
     info: dict = field(default_factory=dict)
+    item_ratings: np.ndarray | None = None  # ratings of each item in the protocol's data (popularity-bias metrics)
 
     @property
     def n_items(self) -> int:
@@ -133,7 +134,8 @@ def reference_task(split: pd.DataFrame, n_items: int, k: int = 10) -> Task:
             "train_rows": int(len(train)), "test_rows": int(len(test)),
             "test_rows_of_users": int(rated.nnz), "k": int(k)}
     # Faithful: the reference excludes only the user's promoted anime from the pooled list.
-    return Task("reference", (int(k),), users, promoted, promoted, rated, None, fit_matrix(train, n_items), info=info)
+    return Task("reference", (int(k),), users, promoted, promoted, rated, None, fit_matrix(train, n_items), info=info,
+                item_ratings=np.bincount(split["item"].to_numpy(np.int64), minlength=n_items))
 
 
 def holdout_mask(user_id: np.ndarray, opinion: np.ndarray, fraction: float = 0.2, min_promoted: int = 2,
@@ -189,6 +191,8 @@ def _task(protocol: str, ks, users: np.ndarray, kept: pd.DataFrame, scored: pd.D
         rated=user_rows_matrix(scored, users, n_items, scored["opinion"].to_numpy(np.float32)),
         relevant=user_rows_matrix(targets, users, n_items),
         fit=fit_matrix(kept, n_items), info={"users": int(len(users)), **info}, **extra,
+        item_ratings=np.bincount(np.r_[kept["item"].to_numpy(np.int64), scored["item"].to_numpy(np.int64)],
+                                 minlength=n_items),
     )
     task.info["targets"] = int(task.relevant.nnz)
     return task
@@ -244,6 +248,20 @@ def mixed_task(opinions: pd.DataFrame, n_items: int, cold_items: np.ndarray, ks=
     return task
 
 
+def cold_anime_of(cfg, catalog_ids: np.ndarray, opinions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The cold anime of an evaluation config (its list, or drawn from the opinions): MAL_IDs and
+    their catalog rows."""
+    if cfg.cold_anime:
+        cold_ids = read_anime_ids(cfg.cold_anime)
+    else:
+        cold_ids = cold_anime_ids(opinions, catalog_ids, cfg.cold_fraction, cfg.seed)
+    cold_items = rows_of_ids(catalog_ids, cold_ids)
+    cold_items = cold_items[cold_items >= 0]
+    if len(cold_items) == 0:
+        raise AnirecError(f"{cfg.cold_anime or 'cold anime'}: none of the cold anime is in the catalog.")
+    return cold_ids, cold_items
+
+
 def build_tasks(cfg, protocols: list[str], catalog_ids: np.ndarray, split: pd.DataFrame | None,
                 opinions: pd.DataFrame | None, meta: dict) -> tuple[list[Task], np.ndarray | None]:
     """The protocols' tasks (and the cold anime ids when there is a cold-start or mixed view);
@@ -255,14 +273,7 @@ def build_tasks(cfg, protocols: list[str], catalog_ids: np.ndarray, split: pd.Da
     if "holdout" in protocols:
         tasks.append(holdout_task(opinions, n_items, cfg.ks, cfg.holdout_fraction, cfg.min_promoted, cfg.seed))
     if "coldstart" in protocols or "mixed" in protocols:
-        if cfg.cold_anime:
-            cold_ids = read_anime_ids(cfg.cold_anime)
-        else:
-            cold_ids = cold_anime_ids(opinions, catalog_ids, cfg.cold_fraction, cfg.seed)
-        cold_items = rows_of_ids(catalog_ids, cold_ids)
-        cold_items = cold_items[cold_items >= 0]
-        if len(cold_items) == 0:
-            raise AnirecError(f"{cfg.cold_anime or 'cold anime'}: none of the cold anime is in the catalog.")
+        cold_ids, cold_items = cold_anime_of(cfg, catalog_ids, opinions)
         if "coldstart" in protocols:
             tasks.append(coldstart_task(opinions, n_items, cold_items, cfg.ks))
         if "mixed" in protocols:

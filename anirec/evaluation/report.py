@@ -22,13 +22,13 @@ from .protocols import PROTOCOLS
 # Columns of the markdown tables: (metric template, header); {k} is the headline k.
 TABLE_COLUMNS = {
     "reference": [("nps@{k}", "mean NPS of found"), ("found@{k}", "found"), ("found_users@{k}", "users with a found rec"),
-                  ("coverage@{k}", "coverage")],
+                  ("coverage@{k}", "coverage"), ("top100_share@{k}", "top-100 share")],
     "holdout": [("hit_rate@{k}", "hit rate@{k}"), ("precision@{k}", "precision@{k}"), ("recall@{k}", "recall@{k}"),
                 ("ndcg@{k}", "NDCG@{k}"), ("mrr@{k}", "MRR@{k}"), ("coverage@{k}", "coverage@{k}"),
-                ("nps@{k}", "NPS of found@{k}"), ("found@{k}", "found@{k}")],
+                ("top100_share@{k}", "top-100 share@{k}"), ("nps@{k}", "NPS of found@{k}"), ("found@{k}", "found@{k}")],
 }
 TABLE_COLUMNS["coldstart"] = TABLE_COLUMNS["holdout"]
-TABLE_COLUMNS["mixed"] = [*TABLE_COLUMNS["holdout"][:6], ("new_share@{k}", "new anime in lists@{k}"),
+TABLE_COLUMNS["mixed"] = [*TABLE_COLUMNS["holdout"][:7], ("new_share@{k}", "new anime in lists@{k}"),
                           ("hits_new@{k}", "hits on new@{k}"), ("hits_known@{k}", "hits on known@{k}")]
 TITLES = {
     "reference": "Reference protocol: mean NPS of the recommendations found in the test split",
@@ -67,7 +67,9 @@ def results_markdown(results: pd.DataFrame, k: int, meta: dict | None = None) ->
         lines.append("")
     boot = (meta or {}).get("config", {}).get("bootstrap", 1)
     lines.append("Values are means over users" + (" with 95% bootstrap intervals [lo, hi] (users resampled)" if boot else "")
-                 + "; NPS = mean opinion (+1 promoter, 0 passive, -1 detractor) over found recommendations.")
+                 + "; NPS = mean opinion (+1 promoter, 0 passive, -1 detractor) over found recommendations; "
+                 "coverage = share of the candidates in anyone's list; top-100 share = share of list places taken by "
+                 "the 100 most-rated anime of the protocol's data (popularity bias).")
     if meta:
         d = meta.get("data", {})
         bits = [f"seed {meta.get('seed')}", f"anirec {meta.get('anirec_version')}"]
@@ -76,6 +78,11 @@ def results_markdown(results: pd.DataFrame, k: int, meta: dict | None = None) ->
         if d.get("split"):
             bits.append(f"split file {d['split']['file_hash'][:12]}")
         lines.append("Run: " + ", ".join(bits) + " (details in meta.json).")
+        if d.get("validation"):
+            v = d["validation"]
+            lines.append(f"VALIDATION split, not the real protocols: {v['rows']:,} of {v['of_rows']:,} ratings, every "
+                         f"rating a real protocol scores or holds out and every rating of its cold anime removed; "
+                         f"protocols redrawn inside with seed {v['seed']}.")
     return "\n".join(lines) + "\n"
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +20,9 @@ from ..io import check_writable_output, hash_file, hash_strings
 from ..recommenders import make
 from .config import EvalConfig, MethodSpec, check_models
 from .metrics import ndcg_at_k, paired_difference, score, verdict
-from .protocols import Task, build_tasks
+from .protocols import Task, build_tasks, cold_anime_of
 from .report import check_output_set, write_outputs
+from .validation import validation_config, validation_split
 
 
 @dataclass
@@ -125,6 +126,17 @@ def lists_sha256(recs: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(recs, dtype=np.int64).tobytes()).hexdigest()
 
 
+def validation_inputs(cfg: EvalConfig, data: Inputs, catalog_ids: np.ndarray) -> tuple[Inputs, EvalConfig]:
+    """The inputs and config of the protocols inside the validation split (see
+    :mod:`.validation`): the ratings every protocol of ``cfg`` may fit on, an own seed."""
+    if data.opinions is None:
+        raise AnirecError(f"{cfg.source or 'evaluate'}: validation needs ratings (--ratings).")
+    _, cold_items = cold_anime_of(cfg, catalog_ids, data.opinions)
+    split = validation_split(data.opinions, cold_items, cfg)
+    inner = replace(validation_config(cfg), seed=split.seed)
+    return Inputs(data.catalog, None, split.opinions, {**data.meta, "validation": split.info}), inner
+
+
 def run_method(spec: MethodSpec, task: Task, catalog: pd.DataFrame, cfg: EvalConfig) -> tuple[np.ndarray, dict]:
     """Fit one method on what ``task`` allows and recommend for its users: (recs, what it was)."""
     context = {"seed": cfg.seed, "cache_dir": cfg.cache_dir, "batch_size": cfg.batch_size, "progress": True}
@@ -147,14 +159,22 @@ def run_evaluation(cfg: EvalConfig, echo=print) -> EvalOutcome:
     if not specs:
         raise AnirecError(f"{cfg.source or 'evaluate'}: every method was skipped (optional and missing): nothing to evaluate.")
     protocols = list(cfg.protocols)
+    if cfg.validation and "reference" in protocols:
+        protocols.remove("reference")  # its split's test rows are not part of the validation split
     if "reference" in protocols and not cfg.split:
         echo("note: no split given (--split / `split = ...`): skipping the reference protocol.")
         protocols.remove("reference")
     if not protocols:
         raise AnirecError("nothing to evaluate: no protocol left (the reference protocol needs --split).")
     data = load_inputs(cfg, protocols, echo)
-    tasks, cold_ids = build_tasks(cfg, protocols, data.catalog["MAL_ID"].to_numpy(np.int64), data.split,
-                                  data.opinions, data.meta)
+    catalog_ids = data.catalog["MAL_ID"].to_numpy(np.int64)
+    task_cfg = cfg
+    if cfg.validation:
+        data, task_cfg = validation_inputs(cfg, data, catalog_ids)
+        protocols = task_cfg.protocols
+        echo(f"validation split: {data.meta['validation']['rows']:,} of {data.meta['validation']['of_rows']:,} ratings "
+             "(every scored or held-out rating and every rating of a cold anime removed)")
+    tasks, cold_ids = build_tasks(task_cfg, protocols, catalog_ids, data.split, data.opinions, data.meta)
     timings = {"load": time.perf_counter() - t_start}
     for task in tasks:
         echo(f"{task.protocol:<9} {len(task.users):>8,} users  " + ", ".join(f"{k} {v}" for k, v in task.info.items() if k != "users"))
@@ -192,7 +212,8 @@ def run_evaluation(cfg: EvalConfig, echo=print) -> EvalOutcome:
         "versions": _versions(),
     }
     out = Path(cfg.out)
-    files = write_outputs(out, results, meta, cfg, cold_ids, paired)
+    # the validation's own cold anime are no list to keep out of pairs (they are outer warm anime)
+    files = write_outputs(out, results, meta, cfg, None if cfg.validation else cold_ids, paired)
     echo(f"wrote {', '.join(str(f) for f in files)} in {timings['total']:.1f} s")
     return EvalOutcome(results, meta, out, files, paired)
 

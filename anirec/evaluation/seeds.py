@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-STREAM_HOLDOUT, STREAM_COLD, STREAM_BOOT = 1, 2, 3
+STREAM_HOLDOUT, STREAM_COLD, STREAM_BOOT, STREAM_VALIDATION = 1, 2, 3, 4
 
 
 def seeded_rng(seed: int, stream: int) -> np.random.Generator:
