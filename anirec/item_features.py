@@ -47,7 +47,7 @@ class FeatureSpec:
     studios_weight: float = 0.0
     source_weight: float = 0.0
     type_weight: float = 0.0
-    max_seq_length: int = 0  # dense model: tokens per description (0: the model's own)
+    max_seq_length: int | None = None  # dense model: tokens per description (None: the model's own)
     backend: str = "torch"
     seed: int = 0  # TruncatedSVD's randomised solver
 

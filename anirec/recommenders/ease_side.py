@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from ..config import Seed, Tokens
 from ..errors import AnirecError
 from ..item_features import NO_TEXT, TFIDF, FeatureSpec, item_features
 from .base import USER_BATCH, Params, Recommender, top_k_ordered
@@ -65,7 +66,7 @@ class CEASEParams(Params):
     studios_weight: float = 0.0
     source_weight: float = 0.0
     type_weight: float = 0.0
-    max_seq_length: int = 0
+    max_seq_length: Tokens = None  # a dense model's tokens per description (None or 0: the model's own)
     backend: str = "torch"
     map_model: str = TFIDF  # text of the new-anime map: "tfidf" (full vocabulary), a model, or "none" (no map)
     map_tfidf_weight: float = 0.0  # a dense map model fused with TF-IDF, as the text method does
@@ -77,7 +78,7 @@ class CEASEParams(Params):
     new_shift: float = 0.0
     new_slots: int = 0  # places in every list kept for the best new anime (0: scores decide)
     max_memory_gb: float = 0.0  # refuse above this (0 = half the machine's memory)
-    seed: int = 0  # TruncatedSVD of the TF-IDF features
+    seed: Seed = 0  # TruncatedSVD of the TF-IDF features (the run's seed)
 
     def check(self, where):
         if self.lam <= 0:
