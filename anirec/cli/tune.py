@@ -11,11 +11,12 @@ from .app import app
 from .. import evaluation as ev
 from ..config import override
 from ..evaluation.tune import run_tune
+from .options import plain
 
 
 @app.command()
 def tune(
-    config: Path = typer.Option(..., "--config", help="Evaluation TOML whose [[methods]] may list values (lam = [50, 100, 200]): every combination is run. See eval/tune-*.toml."),
+    config: Path = typer.Option(..., "--config", help=plain("Evaluation TOML whose [[methods]] may list values (lam = [50, 100, 200]): every combination is run. See eval/tune.toml.")),
     ratings: Optional[List[str]] = typer.Option(None, "--ratings", help="Ratings to carve the validation split from (overrides the config; repeatable)."),
     cold_anime: Optional[Path] = typer.Option(None, "--cold-anime", help="The real evaluation's cold anime list (their ratings never enter the validation split)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder: the evaluation's files plus grid.md."),
