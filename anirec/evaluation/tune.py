@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..errors import AnirecError
 from ..io import write_text
+from ..recommenders import method_class
 from .config import EvalConfig, MethodSpec
 from .protocols import PROTOCOLS
 from .runner import EvalOutcome, run_evaluation
@@ -60,7 +61,8 @@ def grid_table(results: pd.DataFrame, specs: list[MethodSpec], k: int) -> pd.Dat
     rows = []
     protocols = [p for p in PROTOCOLS if p in wide.columns]
     for s in specs:
-        row = {"method": s.method, **{key: _label(s.params.get(key, "")) for key in varied}}
+        defaults = method_class(s.method).Params().to_dict()  # a parameter an entry leaves out is its default
+        row = {"method": s.method, **{key: _label(s.params.get(key, defaults.get(key, ""))) for key in varied}}
         for protocol in protocols:
             row[f"{protocol} {metric}"] = wide.loc[s.name, protocol] if s.name in wide.index else float("nan")
         if s.name in new.index:
