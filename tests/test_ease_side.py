@@ -101,6 +101,9 @@ def test_new_slots_keep_places_for_the_best_new_anime(world):
     plain = make("cease", {"alpha": 3.0, "lam": 10.0}).fit(fit, catalog)
     new_only, _ = plain.recommend(users, 2, candidates=np.arange(35, 40))
     assert all(set(new_only[u]) <= set(recs[u]) for u in range(3))  # the best two new ones
+    # only new (or only known) candidates: the plain top k
+    for cand in (np.arange(35, 40), np.arange(35)):
+        assert np.array_equal(quota.recommend(users, 4, candidates=cand)[0], plain.recommend(users, 4, candidates=cand)[0])
 
 
 def test_merge_quota_orders_by_score_and_pads():

@@ -235,6 +235,8 @@ class CEASERecommender(Recommender):
             return super().recommend(user_items, k, exclude, candidates, batch_size)
         cand = self._candidates(candidates)
         new = self.support[cand] == 0
+        if new.all() or not new.any():  # one kind of candidate only: nothing to keep places for
+            return super().recommend(user_items, k, exclude, cand, batch_size)
         known_idx, known_val = super().recommend(user_items, k, exclude, cand[~new], batch_size)
         new_idx, new_val = super().recommend(user_items, slots, exclude, cand[new], batch_size)
         return merge_quota(known_idx, known_val, new_idx, new_val, k)
