@@ -195,6 +195,23 @@ def _asked(served: Served, query: Query, matches: list[TitleMatch]) -> dict:
     return asked
 
 
+def _unusable_note(served: Served, liked: np.ndarray, text: str | None) -> str | None:
+    """A liked anime the method cannot use (EASE: nobody rated it) is named in one note, not
+    silently dropped; when it can use none of them and no free text answers instead, the list
+    would be arbitrary: one error."""
+    rec = served.recommender
+    usable = np.asarray(rec.usable_likes(liked), bool)
+    if usable.all():
+        return None
+    names = [served.name(int(r)) for r in liked[~usable]]
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    why = f"method {rec.name!r} has nothing to go by for {shown} (no rating of it in the fitted data)"
+    if not usable.any() and not text:
+        raise AnirecError(f"{why}, so its list would be arbitrary; fit `cease` (the default) or `hybrid`, "
+                          "which read every anime's text.")
+    return f"{why}: left out of this list; fit `cease` or `hybrid` to use it"
+
+
 def answer(served: Served, query: Query) -> Answer:
     """Answer ``query`` with ``served``'s recommender (see the module docstring for which call)."""
     if query.k < 1:
@@ -208,7 +225,10 @@ def answer(served: Served, query: Query) -> Answer:
     blocked = np.union1d(_rows(query.seen, n, "seen"), _rows(query.exclude, n, "exclude"))
     similar = len(liked) == 1 and not query.liked and not query.as_user and not text
     allowed = None if query.candidates is None else _rows(query.candidates, n, "candidates")
+    unusable = _unusable_note(served, liked, text) if len(liked) else None
     ranked = rank(served.recommender, served.view, liked, blocked, query.filters, query.k, text, similar, allowed)
+    if unusable:
+        ranked.notes.insert(0, unusable)
     call = "similar_items" if similar else ("query_scores" if not len(liked) else "recommend")
     return Answer(matches, liked, call, _asked(served, query, matches), ranked, query.k, served=served)
 

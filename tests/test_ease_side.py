@@ -159,3 +159,21 @@ def test_ease_says_which_likes_it_cannot_use(world):
     fit, catalog = world
     assert make("ease", {}).fit(fit, catalog).usable_likes([37, 2, 39]).tolist() == [False, True, False]
     assert make("itemknn", {}).fit(fit, catalog).usable_likes([37, 2]).tolist() == [False, True]
+
+
+def test_serving_names_a_liked_anime_the_method_cannot_use(world, capsys):
+    from anirec.serving import Query, Served, answer
+
+    fit, catalog = world
+    catalog = catalog.assign(Name=[f"Show {i}" for i in range(N_ITEMS)], **{"English name": "", "Type": "TV",
+                                                                        "Premiered": "", "Score": 7.0})
+    ease = Served(catalog, make("ease", {}).fit(fit, catalog))
+    got = answer(ease, Query(mal_ids=(catalog["MAL_ID"].iat[0], catalog["MAL_ID"].iat[37]), k=5))
+    assert len(got.frame) == 5
+    named = [n for n in got.ranked.notes if "Show 37" in n]
+    assert len(named) == 1 and "no rating of it" in named[0]
+    with pytest.raises(AnirecError, match="Show 37.*would be arbitrary"):
+        answer(ease, Query(mal_ids=(catalog["MAL_ID"].iat[37],), k=5, as_user=True))
+    cease = Served(catalog, make("cease", {}).fit(fit, catalog))  # reads the text: no warning
+    got = answer(cease, Query(mal_ids=(catalog["MAL_ID"].iat[37],), k=5, as_user=True))
+    assert not any("Show 37" in n for n in got.ranked.notes) and len(got.frame) == 5

@@ -45,7 +45,8 @@ import scipy.sparse as sp
 from ..config import Seed, Tokens
 from ..errors import AnirecError
 from ..item_features import NO_TEXT, TFIDF, FeatureSpec, item_features
-from .base import USER_BATCH, Params, Recommender, top_k_ordered
+from ..neighbors import top_k
+from .base import USER_BATCH, Params, Recommender
 from .ease import check_ease_memory
 from .hybrid import text_to_cf_mapping
 from .pooled import sparse_restore, sparse_state
@@ -201,7 +202,7 @@ class CEASERecommender(Recommender):
         self.map_info = None
         self.mapping = sp.csr_matrix((self.n_items, 0), dtype=np.float32)
         if p.map_model != NO_TEXT and (self.support > 0).any():
-            rows, self.map_info = text_item_rows(catalog, p.map_params(), self.context)
+            rows, self.map_info, _ = text_item_rows(catalog, p.map_params(), self.context)
             self.mapping = text_to_cf_mapping(rows, self.known, p.n_neighbors, p.power, p.prior)
         return self
 
@@ -231,8 +232,9 @@ class CEASERecommender(Recommender):
     def recommend(self, user_items, k=10, exclude=None, candidates=None, batch_size=USER_BATCH):
         """The scores' top k, or with ``new_slots`` the best new anime guaranteed their places."""
         slots = min(self.params.new_slots, k)
-        if slots <= 0 or not self.n_items:
+        if slots <= 0 or not self.n_items or k < 1:
             return super().recommend(user_items, k, exclude, candidates, batch_size)
+        k = min(k, self.n_items)  # as the base does
         cand = self._candidates(candidates)
         new = self.support[cand] == 0
         if new.all() or not new.any():  # one kind of candidate only: nothing to keep places for
@@ -265,8 +267,8 @@ def merge_quota(known_idx, known_val, new_idx, new_val, k: int) -> tuple[np.ndar
     keep_known = np.arange(known_idx.shape[1])[None, :] < (k - n_new)[:, None]
     idx = np.hstack([np.where(keep_known, known_idx, -1), new_idx])
     val = np.hstack([np.where(keep_known & (known_idx >= 0), known_val, -np.inf), np.where(new_idx >= 0, new_val, -np.inf)])
-    # top_k_ordered breaks ties by column; make the column order the item order first
+    # top_k breaks ties by column; make the column order the item order first
     order = np.argsort(np.where(idx >= 0, idx, np.iinfo(np.int64).max), axis=1, kind="stable")
     idx, val = np.take_along_axis(idx, order, 1), np.take_along_axis(val, order, 1)
-    top, top_val = top_k_ordered(val, k)
+    top, top_val = top_k(np.ascontiguousarray(val, np.float32), k)
     return np.where(top >= 0, np.take_along_axis(idx, np.maximum(top, 0), 1), -1), top_val
