@@ -2,7 +2,7 @@
 # The committed real runs on both shared MAL rating sets (../shared/data/mal: 575 users, 2020;
 # ../shared/data/mal-2016: 4,000 users), end to end. Data products go to out/ (ignored by git:
 # they are cut from the shared data); models to out/models; tables/plots to eval/results/.
-#   bash eval/run_mal.sh [prepare|finetune|evaluate|sweep|all]
+#   bash eval/run_mal.sh [prepare|finetune|tune|evaluate|sweep|all]
 # CPU: prepare ~1 min, finetune ~2.5 h on 2 cores (a GPU: ~3 min), evaluate ~7 min once
 # the embeddings are cached (the first encoding of the catalog takes ~2 min idle with MiniLM,
 # ~15 min with mpnet). mpnet needs its offline copy: ../shared/tools/offline-models "$M" mpnet.
@@ -75,6 +75,15 @@ if [[ $step == finetune || $step == all ]]; then
     anirec finetune --config finetune/mpnet-256-cosine-cpu.toml "${common[@]}" --pairs out/both/pairs-3k.parquet \
       --resume 2>&1 | tee out/logs/mpnet-256-cosine.log
   "${PYTHON:-python3}" finetune/results/collect.py out/models/minilm-256-{cosine,cf-mnrl,cf-gist,jaccard,ease-cosine}
+fi
+
+if [[ $step == tune || $step == all ]]; then
+  # Parameters on the validation split only (eval/tune.toml; no scored rating is ever seen):
+  # the grids the defaults of EASE and cEASE were chosen from (eval/results/tune-*/grid.md)
+  anirec tune --config eval/tune.toml --ratings "$DATA/mal" --cold-anime out/mal/cold_anime.txt \
+    --out eval/results/tune-mal-shared 2>&1 | tee out/logs/tune-mal.log
+  anirec tune --config eval/tune.toml --ratings "$DATA/mal-2016" --cold-anime out/mal-2016/cold_anime.txt \
+    --out eval/results/tune-mal-2016 2>&1 | tee out/logs/tune-mal-2016.log
 fi
 
 if [[ $step == evaluate || $step == all ]]; then

@@ -55,7 +55,8 @@ def _cli_fit(capsys, catalog_path, out, *extra):
 
 # Parameters away from the defaults, so a folder that lost them would serve something else.
 NON_DEFAULT = {"random": {"seed": 7}, "itemknn": {"n_neighbors": 4}, "ease": {"lam": 15.0},
-               "text": {"n_neighbors": 4}, "hybrid": {"lam": 15.0, "shrink": 2.0, "n_neighbors": 4}}
+               "text": {"n_neighbors": 4}, "hybrid": {"lam": 15.0, "shrink": 2.0, "n_neighbors": 4},
+               "cease": {"lam": 15.0, "alpha": 5.0, "new_slots": 1, "new_weight": 0.8, "n_neighbors": 4}}
 
 
 @pytest.mark.parametrize("method", sorted(REGISTRY))
