@@ -14,7 +14,8 @@ DEMO_LIKES = ("Shingeki no Kyojin", "Steins;Gate")  # what a new user says they 
 def run_demo(model: str = "all-MiniLM-L6-v2", k: int = 5, out_dir: Path = Path("out/demo"), echo=print,
              cache_dir: Path | None = None) -> dict:
     """Build the demo catalog, then answer title queries with the text method (what plain
-    `anirec recommend` serves) and a new user's likes with a fitted, saved, reloaded hybrid."""
+    `anirec recommend` serves) and a new user's likes with the default method (what `anirec fit`
+    fits without --method), fitted, saved and loaded back."""
     from .embeddings import format_embed_summary
     from .fitting import fit_on_catalog
     from .recommenders import make
@@ -37,19 +38,19 @@ def run_demo(model: str = "all-MiniLM-L6-v2", k: int = 5, out_dir: Path = Path("
         for r in recs.itertuples(index=False):
             echo(f"  {r.rank}. {r.title}  ({genres[r.MAL_ID]})  cos={r.recommender_score:.3f}")
         shown[title] = recs["title"].tolist()
-    shown["likes"] = demo_fitted_hybrid(result.out, model, k, out_dir / "recommender", echo, cache_dir)
+    shown["likes"] = demo_fitted(result.out, k, out_dir / "recommender", echo, cache_dir)
     return shown
 
 
-def demo_fitted_hybrid(catalog_path: Path, model: str, k: int, folder: Path, echo=print,
-                       cache_dir: Path | None = None) -> list[str]:
-    """Fit the hybrid (EASE on the demo's synthetic ratings + the text model), save it, load the
-    folder back and answer a new user's --likes, as `anirec recommend --recommender` would."""
+def demo_fitted(catalog_path: Path, k: int, folder: Path, echo=print, cache_dir: Path | None = None) -> list[str]:
+    """Fit the default method (cEASE on the demo's synthetic ratings and the descriptions), save
+    it, load the folder back and answer a new user's --likes, as `anirec recommend --recommender` would."""
     from .fitted import load_fitted
     from .fitting import FitMethod, fit_to_folder, format_fit_summary
+    from .recommenders import DEFAULT_METHOD
     from .serving import Query, Served, answer
 
-    fit = fit_to_folder(FitMethod("hybrid", {"model": model}), str(DEMO_DIR), catalog_path, folder,
+    fit = fit_to_folder(FitMethod(DEFAULT_METHOD, {}), str(DEMO_DIR), catalog_path, folder,
                         cache_dir=cache_dir, progress=False)
     echo("\n" + format_fit_summary(fit))
     fitted = load_fitted(folder)

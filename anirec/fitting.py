@@ -20,7 +20,7 @@ from .errors import AnirecError
 from .fitted import RATINGS_COLUMN, check_replaceable, save_fitted
 from .io import check_outputs_not_inputs, output_lock
 from .interactions import opinions_on_catalog, user_items
-from .recommenders import Recommender, make, method_class
+from .recommenders import DEFAULT_METHOD, Recommender, make, method_class
 from .split import ratings_fingerprint
 
 
@@ -56,9 +56,7 @@ def method_spec(method: str | None = None, params: list[str] | None = None, conf
     display ``name`` and ``optional`` are ignored), so an evaluated entry can be fitted as is.
     ``seed`` (``--seed``) sets the ``seed`` parameter of a method that has one."""
     name, values, where = _method_table(config) if config is not None else (None, {}, {})
-    name = method or name
-    if not name:
-        raise AnirecError('no method: pass --method NAME (or method = "..." in the config\'s [method] table).')
+    name = method or name or DEFAULT_METHOD
     cls = method_class(str(name), "--method")
     given = dict(parse_param(item) for item in params or [])
     values.update(given)

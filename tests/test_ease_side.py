@@ -177,3 +177,14 @@ def test_serving_names_a_liked_anime_the_method_cannot_use(world, capsys):
     cease = Served(catalog, make("cease", {}).fit(fit, catalog))  # reads the text: no warning
     got = answer(cease, Query(mal_ids=(catalog["MAL_ID"].iat[37],), k=5, as_user=True))
     assert not any("Show 37" in n for n in got.ranked.notes) and len(got.frame) == 5
+
+
+def test_a_missing_map_model_is_found_before_any_work(tmp_path, capsys):
+    from anirec.evaluation.config import MethodSpec, check_models
+
+    missing = str(tmp_path / "no-such-model")
+    spec = MethodSpec("cEASE map", "cease", {"map_model": missing}, optional=True, where="t.toml line 3")
+    assert check_models([spec]) == [] and "skipped (optional = true)" in capsys.readouterr().err
+    with pytest.raises(AnirecError, match="t.toml line 3: model folder"):
+        check_models([MethodSpec("cEASE map", "cease", {"map_model": missing}, where="t.toml line 3")])
+    assert check_models([MethodSpec("cEASE", "cease", {"map_model": "none"})])  # no model: nothing to find

@@ -266,12 +266,16 @@ def test_stale_model_is_refused(tiny_model_path, demo_catalog, tmp_path, capsys)
     (["--method", "ease", "--param", "alpha=1"], "unknown parameter 'alpha'"),
     (["--method", "itemknn", "--param", "n_neighbors=2.5"], "expected a whole number"),
     (["--method", "ease", "--model", "tfidf"], "--model: method 'ease' reads no text"),
-    ([], "no method"),
+    (["--param", "lam=-1"], "lam must be positive"),  # no --method: the default, cEASE, checks it
 ])
 def test_bad_fit_arguments_exit_2(demo_catalog, tmp_path, capsys, args, says):
     err = expect_user_error(capsys, "fit", "--ratings", DEMO, "--catalog", demo_catalog[1], "--out", tmp_path / "x", *args)
     assert says in err and err.count("\n") == 1
     assert not (tmp_path / "x").exists()
+
+
+def test_fit_without_a_method_fits_the_default(tmp_path):
+    assert method_spec(None, ["alpha=3"]) == FitMethod("cease", {"alpha": 3})
 
 
 def test_fit_reads_a_method_table_and_the_command_line_wins(tmp_path):

@@ -10,12 +10,12 @@ import typer
 from .app import app
 from .options import backend_option, max_seq_length_option, plain, seed_option
 from ..fitting import fit_to_folder, format_fit_summary, method_spec
-from ..recommenders import REGISTRY
+from ..recommenders import DEFAULT_METHOD, REGISTRY
 
 
 @app.command()
 def fit(
-    method: Optional[str] = typer.Option(None, "--method", help=f"Recommender: {', '.join(REGISTRY)}."),
+    method: Optional[str] = typer.Option(None, "--method", help=f"Recommender: {', '.join(REGISTRY)} (default: {DEFAULT_METHOD}, or the config's)."),
     params: Optional[List[str]] = typer.Option(None, "--param", help="A method parameter as key=value (repeatable), e.g. lam=200."),
     ratings: List[str] = typer.Option(..., "--ratings", help="Ratings to fit on: rating_complete.csv, parquet, a folder or an HF id (repeatable: sets are stacked)."),
     catalog: Path = typer.Option(Path("catalog.parquet"), "--catalog", help="Catalog parquet written by `anirec build`."),

@@ -49,8 +49,14 @@ class MethodSpec:
         m = self.params.get("model")
         return None if m in (None, TFIDF) else str(m)
 
+    @property
+    def models(self) -> list[str]:
+        """Every sentence-transformers model it reads (cEASE's new-anime map may read another)."""
+        return [str(m) for key in MODEL_PARAMS if (m := self.params.get(key)) not in (None, TFIDF, "none")]
+
 
 ModelSpec = MethodSpec  # the older name, kept for scripts written against it
+MODEL_PARAMS = ("model", "map_model")  # parameters that name a model (check_models finds each first)
 
 
 @dataclass
@@ -219,11 +225,11 @@ def check_models(specs: list[MethodSpec]) -> list[MethodSpec]:
     offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false")
     kept = []
     for m in specs:
-        model = m.model
-        missing = model is not None and not Path(resolve_model(model)).exists() and (_looks_like_path(model) or offline)
-        if not missing:
+        gone = [x for x in m.models if not Path(resolve_model(x)).exists() and (_looks_like_path(x) or offline)]
+        if not gone:
             kept.append(m)
             continue
+        model = gone[0]
         if _looks_like_path(model):
             hint = f"{m.where}: model folder {model!r} not found (train it with `anirec finetune --out {model}` first)"
         else:

@@ -28,6 +28,11 @@ REGISTRY: dict[str, type[Recommender]] = {
 }
 
 
+# What `anirec fit` fits without --method and the demo fits: cEASE beat EASE and the hybrid on
+# the validation split of both shared sets on every protocol (eval/results/tune-*/grid.md).
+DEFAULT_METHOD = "cease"
+
+
 def method_class(name: str, where: str = "method") -> type[Recommender]:
     try:
         return REGISTRY[name]
@@ -51,4 +56,4 @@ def make(name: str, params: dict | None = None, where: str = "method", seed: int
     return cls(cls.Params.from_dict(params, where), **context)
 
 
-__all__ = ["REGISTRY", "Params", "Recommender", "make", "method_class"]
+__all__ = ["DEFAULT_METHOD", "REGISTRY", "Params", "Recommender", "make", "method_class"]
