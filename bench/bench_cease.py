@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +34,7 @@ from benchlog import save, say  # first: sets the offline environment
 from anirec.fitted import load_fitted  # noqa: E402
 from anirec.interactions import opinions_on_catalog, user_items  # noqa: E402
 from anirec.serving import Query, Served, answer, user_query  # noqa: E402
+from bench_recommend_fitted import timed_fit  # noqa: E402  (`anirec fit` in a child: seconds, peak RSS)
 
 
 def generate_catalog(n_items: int, seed: int = 0) -> pd.DataFrame:
@@ -68,18 +68,6 @@ def generate_ratings(n_users: int, n_items: int, mean_ratings: int, seed: int = 
     # MAL-like: ~40% 9-10 (promoters), ~40% 7-8 (passives), ~20% 1-6 (detractors)
     frame["rating"] = rng.choice(np.array([10, 9, 8, 7, 5], np.int8), len(frame), p=[0.2, 0.2, 0.2, 0.2, 0.2])
     return frame.reset_index(drop=True)
-
-
-def timed_fit(args: list[str]) -> tuple[float, float, str]:
-    """Run `anirec fit ARGS` in a child process: (wall seconds, peak RSS MiB, its output)."""
-    cmd = [sys.executable, "-m", "anirec", "fit", "--no-progress", *args]
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"fit failed ({' '.join(cmd)}):\n{out}")
-    return time.perf_counter() - start, usage.ru_maxrss / 1024, out  # Linux reports KiB
 
 
 def bench_serving(folder: Path, ratings: pd.DataFrame, n_single: int, n_batch: int) -> None:
