@@ -8,7 +8,7 @@ import pytest
 
 from anirec import evaluation as ev
 from anirec.evaluation.tune import expand_grid
-from anirec.evaluation.validation import scored_rows, validation_split
+from anirec.evaluation.validation import scored_rows, validation_split, without_outer_cold
 
 from helpers import run_cli
 
@@ -59,8 +59,12 @@ def test_the_validation_split_never_touches_the_scored_targets(opinions):
     inner_cfg = ev.EvalConfig(catalog="unused", seed=split.seed, cold_fraction=0.2)
     inner, _ = ev.build_tasks(inner_cfg, ["holdout", "coldstart", "mixed"], catalog_ids, None, split.opinions, {})
     assert not np.isin(inner[1].candidates, cold).any() and len(inner[1].candidates) > 0
+    without_outer_cold(inner, split.outer_cold)
     for task in inner:
         assert _keys(task.relevant, task.users) <= val
+        # the real cold anime (no rating left, never a target) are no candidate in any of them
+        assert not np.isin(task.candidates, cold).any() and len(task.candidates) > 0
+    assert len(inner[0].candidates) == N_ITEMS - len(cold)
 
 
 def test_a_grid_expands_every_combination_in_order():

@@ -22,7 +22,7 @@ from .config import EvalConfig, MethodSpec, check_models
 from .metrics import ndcg_at_k, paired_difference, score, verdict
 from .protocols import Task, build_tasks, cold_anime_of
 from .report import check_output_set, write_outputs
-from .validation import validation_config, validation_split
+from .validation import validation_config, validation_split, without_outer_cold
 
 
 @dataclass
@@ -126,15 +126,16 @@ def lists_sha256(recs: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(recs, dtype=np.int64).tobytes()).hexdigest()
 
 
-def validation_inputs(cfg: EvalConfig, data: Inputs, catalog_ids: np.ndarray) -> tuple[Inputs, EvalConfig]:
+def validation_inputs(cfg: EvalConfig, data: Inputs, catalog_ids: np.ndarray) -> tuple[Inputs, EvalConfig, np.ndarray]:
     """The inputs and config of the protocols inside the validation split (see
-    :mod:`.validation`): the ratings every protocol of ``cfg`` may fit on, an own seed."""
+    :mod:`.validation`): the ratings every protocol of ``cfg`` may fit on, an own seed; and the
+    real protocols' cold anime (no candidates there)."""
     if data.opinions is None:
         raise AnirecError(f"{cfg.source or 'evaluate'}: validation needs ratings (--ratings).")
     _, cold_items = cold_anime_of(cfg, catalog_ids, data.opinions)
     split = validation_split(data.opinions, cold_items, cfg)
     inner = replace(validation_config(cfg), seed=split.seed)
-    return Inputs(data.catalog, None, split.opinions, {**data.meta, "validation": split.info}), inner
+    return Inputs(data.catalog, None, split.opinions, {**data.meta, "validation": split.info}), inner, split.outer_cold
 
 
 def run_method(spec: MethodSpec, task: Task, catalog: pd.DataFrame, cfg: EvalConfig) -> tuple[np.ndarray, dict]:
@@ -170,11 +171,13 @@ def run_evaluation(cfg: EvalConfig, echo=print) -> EvalOutcome:
     catalog_ids = data.catalog["MAL_ID"].to_numpy(np.int64)
     task_cfg = cfg
     if cfg.validation:
-        data, task_cfg = validation_inputs(cfg, data, catalog_ids)
+        data, task_cfg, outer_cold = validation_inputs(cfg, data, catalog_ids)
         protocols = task_cfg.protocols
         echo(f"validation split: {data.meta['validation']['rows']:,} of {data.meta['validation']['of_rows']:,} ratings "
              "(every scored or held-out rating and every rating of a cold anime removed)")
     tasks, cold_ids = build_tasks(task_cfg, protocols, catalog_ids, data.split, data.opinions, data.meta)
+    if cfg.validation:
+        without_outer_cold(tasks, outer_cold)
     timings = {"load": time.perf_counter() - t_start}
     for task in tasks:
         echo(f"{task.protocol:<9} {len(task.users):>8,} users  " + ", ".join(f"{k} {v}" for k, v in task.info.items() if k != "users"))

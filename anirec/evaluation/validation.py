@@ -10,7 +10,9 @@ the evaluation's own targets would be tuned to those users. Instead, ``validatio
 
 so what is left is exactly what *every* protocol may fit on. The same protocols are then built
 again *inside* those ratings, with a seed of their own: a new random 20% held out, a new set of
-cold anime drawn among the remaining rated ones. Users are the same people, but no rating the
+cold anime drawn among the remaining rated ones. The real protocols' cold anime are no
+candidates there (:func:`without_outer_cold`): without a rating left they would pose as new
+anime that no user can ever have liked. Users are the same people, but no rating the
 real evaluation scores, and no rating of its cold anime, is ever seen by a validation run: the
 test in tests/test_validation.py checks that against the protocols' own tasks.
 
@@ -41,6 +43,7 @@ class ValidationSplit:
     opinions: pd.DataFrame  # the rows every protocol may fit on (columns as the input's)
     seed: int  # the seed the inner protocols are drawn with
     info: dict
+    outer_cold: np.ndarray  # the real protocols' cold anime: in the split, rated by nobody
 
 
 def scored_rows(opinions: pd.DataFrame, cold_items: np.ndarray | None, fraction: float, min_promoted: int,
@@ -81,7 +84,26 @@ def validation_split(opinions: pd.DataFrame, cold_items: np.ndarray | None, cfg)
     inner_seed = int(seeded_rng(cfg.seed, STREAM_VALIDATION).integers(1 << 31))
     info = {"rows": int(len(kept)), "rows_removed": int(scored.sum()), "of_rows": int(len(opinions)),
             "outer_cold_anime": int(0 if cold_items is None else len(cold_items)), "seed": inner_seed}
-    return ValidationSplit(kept, inner_seed, info)
+    cold = np.unique(np.asarray(cold_items if cold_items is not None else [], np.int64))
+    return ValidationSplit(kept, inner_seed, info, cold)
+
+
+def without_outer_cold(tasks: list, outer_cold: np.ndarray) -> None:
+    """Take the real protocols' cold anime out of every validation task's candidates.
+
+    Inside the split they have no rating left, yet they are ordinary rated anime (a random 15%
+    of them): left in, they would be "new" anime that can never be a target, a kind of
+    candidate the real protocols do not have (there an unrated anime is a cold target or one
+    nobody rated at all), and they would make letting new anime into a list look costlier on
+    validation than it is."""
+    if not len(outer_cold):
+        return
+    for task in tasks:
+        every = np.arange(task.n_items) if task.candidates is None else np.asarray(task.candidates, np.int64)
+        task.candidates = np.setdiff1d(every, outer_cold)
+        if task.new_items is not None:
+            task.new_items = np.setdiff1d(task.new_items, outer_cold)
+
 
 
 def validation_config(cfg):
