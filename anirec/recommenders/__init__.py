@@ -29,7 +29,8 @@ REGISTRY: dict[str, type[Recommender]] = {
 
 
 # What `anirec fit` fits without --method and the demo fits: cEASE beat EASE and the hybrid on
-# the validation split of both shared sets on every protocol (eval/results/tune-*/grid.md).
+# the validation split of both shared sets on every protocol (eval/results/tune-*/grid.md), and
+# on the real protocols (eval/results/mal-*, README).
 DEFAULT_METHOD = "cease"
 
 
