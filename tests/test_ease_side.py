@@ -77,7 +77,7 @@ def test_a_new_anime_is_recommendable_and_counts_as_a_like(world):
 
 def test_new_anime_scores_come_from_the_map_and_the_calibration(world):
     fit, catalog = world
-    base = make("cease", {"alpha": 3.0, "lam": 10.0, "new_weight": 1.0}).fit(fit, catalog)
+    base = make("cease", {"alpha": 3.0, "lam": 10.0, "new_weight": 1.0, "new_shift": 0.0}).fit(fit, catalog)
     u = liked(0, 5)
     cand = np.arange(N_ITEMS)
     s = base.scores(u, cand)
@@ -86,7 +86,8 @@ def test_new_anime_scores_come_from_the_map_and_the_calibration(world):
     s2 = shifted.scores(u, cand)
     np.testing.assert_allclose(s2[0, :35], s[0, :35], atol=1e-6)  # known anime untouched
     np.testing.assert_allclose(s2[0, 35:], 2.0 * s[0, 35:] + 0.3, atol=1e-5)
-    own = make("cease", {"alpha": 3.0, "lam": 10.0, "map_model": "none", "new_weight": 1.0}).fit(fit, catalog)
+    own = make("cease", {"alpha": 3.0, "lam": 10.0, "map_model": "none", "new_weight": 1.0,
+                         "new_shift": 0.0}).fit(fit, catalog)
     raw = np.asarray(u @ own.weights)[0]
     np.testing.assert_allclose(own.scores(u, cand)[0], raw / np.abs(raw[:35]).max(), atol=1e-5)
 
