@@ -189,3 +189,41 @@ def test_a_missing_map_model_is_found_before_any_work(tmp_path, capsys):
     with pytest.raises(AnirecError, match="t.toml line 3: model folder"):
         check_models([MethodSpec("cEASE map", "cease", {"map_model": missing}, where="t.toml line 3")])
     assert check_models([MethodSpec("cEASE", "cease", {"map_model": "none"})])  # no model: nothing to find
+
+
+def test_contributions_are_the_additive_parts_of_the_raw_score(world):
+    fit, catalog = world
+    cease = make("cease", {"alpha": 3.0, "lam": 10.0, "new_weight": 1.0, "new_shift": 0.0}).fit(fit, catalog)
+    liked_rows, items = np.array([0, 7, 37]), np.array([5, 10, 35, 36, 39])
+    contrib = cease.contributions(liked_rows, items)
+    assert contrib.shape == (3, 5)
+    np.testing.assert_allclose(contrib[:, :2], cease.weights[np.ix_(liked_rows, [5, 10])])  # known: B[liked, item]
+    # summed over the likes and put on the user's scale they are the served scores
+    u = liked(*liked_rows)
+    raw = np.asarray(u @ cease.weights)[0]
+    scale = np.abs(raw[cease.known]).max()
+    np.testing.assert_allclose(contrib.sum(axis=0) / scale, cease.scores(u, items)[0], atol=1e-5)
+    from anirec.explain import because
+
+    got = because(cease, liked_rows, np.array([5, 35, 12])).tolist()
+    assert got[:2] == [0, 0] and got[2] in (7, 37)  # each by a liked anime of its topic
+
+
+def test_cease_reads_a_free_text_query_and_its_folder_checks_its_arrays(world):
+    fit, catalog = world
+    cease = make("cease", {"alpha": 3.0, "lam": 10.0}).fit(fit, catalog)
+    q = cease.query_scores("detective murder mystery", np.arange(N_ITEMS))[0]
+    assert np.argmax(q) % 5 == 2 and np.isfinite(q[[2, 7]]).all()
+    state = cease.state()
+    again = make("cease", {"alpha": 3.0, "lam": 10.0}).restore(dict(state), catalog)
+    np.testing.assert_allclose(again.query_scores("detective murder mystery", np.arange(N_ITEMS))[0], q)
+    np.testing.assert_array_equal(again.recommend(liked(0, 37), 5)[0], cease.recommend(liked(0, 37), 5)[0])
+    broken = dict(state, support=state["support"][:-1])
+    with pytest.raises(AnirecError, match="cEASE state"):
+        make("cease", {"alpha": 3.0, "lam": 10.0}).restore(broken, catalog)
+    lost_text = {k: v for k, v in state.items() if not k.startswith("text.")}
+    with pytest.raises(AnirecError, match="cEASE state"):
+        make("cease", {"alpha": 3.0, "lam": 10.0}).restore(lost_text, catalog)
+    plain = make("cease", {"alpha": 3.0, "lam": 10.0, "map_model": "none"}).fit(fit, catalog)
+    with pytest.raises(AnirecError, match="free-text"):
+        plain.query_scores("detective", np.arange(N_ITEMS))

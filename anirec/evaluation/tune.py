@@ -92,10 +92,14 @@ def grid_markdown(table: pd.DataFrame, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def grid_config(cfg: EvalConfig) -> EvalConfig:
+    """A tune config as the evaluation it runs: the grid expanded, on the validation split."""
+    return replace(cfg, methods=expand_grid(cfg.methods), validation=True)
+
+
 def run_tune(cfg: EvalConfig, echo=print) -> EvalOutcome:
     """Expand the grid, evaluate it on the validation split, write ``grid.md`` beside the results."""
-    grid = expand_grid(cfg.methods)
-    cfg = replace(cfg, methods=grid, validation=True)
+    cfg = grid_config(cfg)
     outcome = run_evaluation(cfg, echo)
     specs = [s for s in cfg.method_specs() if s.name in set(outcome.results["method"])]
     table = grid_table(outcome.results, specs, cfg.k)

@@ -53,8 +53,8 @@ from ..neighbors import top_k
 from .base import USER_BATCH, Params, Recommender
 from .ease import check_ease_memory
 from .hybrid import text_to_cf_mapping
-from .pooled import sparse_restore, sparse_state
-from .text import TextParams, text_item_rows
+from .pooled import item_rows_state, sparse_restore, sparse_state
+from .text import TextParams, TextRecommender
 
 # float64 G inverted in place + float32 B
 BYTES_PER_PAIR = 8 + 4
@@ -206,11 +206,14 @@ class CEASERecommender(Recommender):
         promoted = (x > 0).astype(np.float32)
         self.support = np.asarray(promoted.sum(axis=0)).ravel().astype(np.float32)
         self.weights, self.features_info = _memoised_weights(promoted, catalog, p, self.context)
-        self.map_info = None
+        self.map_info, self.text = None, None
         self.mapping = sp.csr_matrix((self.n_items, 0), dtype=np.float32)
-        if p.map_model != NO_TEXT and (self.support > 0).any():
-            rows, self.map_info, _ = text_item_rows(catalog, p.map_params(), self.context)
-            self.mapping = text_to_cf_mapping(rows, self.known, p.n_neighbors, p.power, p.prior)
+        if p.map_model != NO_TEXT:
+            # the map's text part: the new-anime map's rows, and what embeds a free-text query
+            self.text = TextRecommender(p.map_params(), **self.context).fit(x, catalog)
+            self.map_info = self.text.embedding
+            if (self.support > 0).any():
+                self.mapping = text_to_cf_mapping(self.text.item_rows, self.known, p.n_neighbors, p.power, p.prior)
         return self
 
     @property
@@ -236,6 +239,30 @@ class CEASERecommender(Recommender):
             out[:, new] = p.new_weight * own + p.new_shift
         return out.astype(np.float32, copy=False)
 
+    def contributions(self, liked, items):
+        """B[liked, item]: how much liking each anime adds to each item's raw score. For a new
+        item the same additive parts of its new-anime score: ``map_share`` x the liked anime's B
+        row over the rated anime its map reads from, plus the rest x its own B column (the
+        per-user scale and the calibration are common to every liked anime: they cannot change
+        which one lifted an item most)."""
+        liked, items = np.asarray(liked, np.int64), np.asarray(items, np.int64)
+        rows = self.weights[liked]
+        out = rows[:, items].astype(np.float32)
+        new = np.flatnonzero(self.support[items] == 0)
+        if len(new) and self.mapping.shape[1]:
+            share = self.params.map_share
+            mapped = np.asarray((self.mapping[items[new]] @ rows[:, self.known].T).T)
+            out[:, new] = share * mapped + (1.0 - share) * out[:, new]
+        return out
+
+    def usable_likes(self, items):
+        return np.ones(len(np.asarray(items)), bool)  # every anime has a row of B through its features
+
+    def query_scores(self, text, candidates):
+        if self.text is None:
+            return super().query_scores(text, candidates)  # map_model "none": no text to read a query with
+        return self.text.query_scores(text, candidates)  # the map's text (TF-IDF by default)
+
     def recommend(self, user_items, k=10, exclude=None, candidates=None, batch_size=USER_BATCH):
         """The scores' top k, or with ``new_slots`` the best new anime guaranteed their places."""
         slots = min(self.params.new_slots, k)
@@ -257,13 +284,28 @@ class CEASERecommender(Recommender):
     def state(self):
         out = {"weights": self.weights, "support": self.support}
         out.update(sparse_state("mapping", self.mapping))
+        if self.text is not None:  # only the map's rows (never pooled over) and the query's arrays
+            out.update({f"text.{k}": v for k, v in {**item_rows_state(self.text.item_rows),
+                                                    **self.text.query.state()}.items()})
         return out
 
     def restore(self, arrays, catalog):
         self.weights = np.asarray(arrays["weights"], np.float32)
         self.support = np.asarray(arrays["support"], np.float32)
         self.mapping = sparse_restore("mapping", arrays)
-        self.n_items = len(self.support)
+        self.n_items = n = len(self.support)
+        self.text = None
+        text = {k[5:]: v for k, v in arrays.items() if k.startswith("text.")}
+        if text:
+            self.text = TextRecommender(self.params.map_params(), **self.context).restore(text, catalog)
+        n_known = int((self.support > 0).sum())
+        if (self.support.ndim != 1 or self.weights.shape != (n, n) or (self.support < 0).any()
+                or self.mapping.shape not in ((n, n_known), (n, 0))
+                or (self.text is not None and self.text.n_items != n)
+                or (self.params.map_model != NO_TEXT) != (self.text is not None)):
+            raise AnirecError("cEASE state: 'weights' must be n x n for the n = len('support') items, 'mapping' "
+                              "n x (anime with support > 0) or n x 0, and the map's text rows (when its map_model "
+                              "reads text) one per item.")
         return self
 
 
