@@ -96,25 +96,36 @@ def test_new_slots_keep_places_for_the_best_new_anime(world):
     fit, catalog = world
     users = sp.vstack([liked(0, 5), liked(1, 6), liked(2)])
     quota = make("cease", {"alpha": 3.0, "lam": 10.0, "new_slots": 2}).fit(fit, catalog)
-    recs, scores = quota.recommend(users, 6)
-    assert ((recs >= 35).sum(axis=1) == 2).all()  # exactly two new anime in every list
-    assert (np.diff(scores, axis=1) <= 1e-6).all() and len(np.unique(recs[0])) == 6
     plain = make("cease", {"alpha": 3.0, "lam": 10.0}).fit(fit, catalog)
-    new_only, _ = plain.recommend(users, 2, candidates=np.arange(35, 40))
-    assert all(set(new_only[u]) <= set(recs[u]) for u in range(3))  # the best two new ones
+    recs, scores = quota.recommend(users, 10)
+    new = recs >= 35
+    assert (new.sum(axis=1) >= 2).all() and (new[:, :5].sum(axis=1) >= 1).all()  # 2 in 10, 1 in the first 5
+    assert (plain.recommend(users, 10)[0] >= 35).sum() < new.sum()  # the scores alone keep fewer
+    assert all(len(np.unique(r)) == 10 for r in recs)
+    best_new, _ = plain.recommend(users, 2, candidates=np.arange(35, 40))
+    assert all(set(best_new[u]) <= set(recs[u]) for u in range(3))  # the best two new ones
+    # built from the top down: a longer list starts with the shorter one (evaluate's 20 scored at 10)
+    longer, _ = quota.recommend(users, 20)
+    np.testing.assert_array_equal(longer[:, :10], recs)
+    np.testing.assert_array_equal(quota.recommend(users, 5)[0], recs[:, :5])
     # only new (or only known) candidates: the plain top k
     for cand in (np.arange(35, 40), np.arange(35)):
         assert np.array_equal(quota.recommend(users, 4, candidates=cand)[0], plain.recommend(users, 4, candidates=cand)[0])
+    with pytest.raises(AnirecError, match="new_slots"):
+        make("cease", {"new_slots": 11})
 
 
-def test_merge_quota_orders_by_score_and_pads():
+def test_merge_quota_orders_by_score_owes_places_and_pads():
     known_i = np.array([[1, 2, 3, 4], [5, 6, -1, -1]])
     known_v = np.array([[0.9, 0.5, 0.4, 0.1], [0.8, 0.2, -np.inf, -np.inf]], np.float32)
     new_i = np.array([[9, 8], [-1, -1]])
-    new_v = np.array([[0.6, 0.45], [-np.inf, -np.inf]], np.float32)
-    idx, val = merge_quota(known_i, known_v, new_i, new_v, 4)
+    new_v = np.array([[0.6, 0.05], [-np.inf, -np.inf]], np.float32)
+    idx, val = merge_quota(known_i, known_v, new_i, new_v, 4, slots=0)  # by score alone
+    assert idx.tolist() == [[1, 9, 2, 3], [5, 6, -1, -1]] and val[1, 2] == -np.inf
+    idx, _ = merge_quota(known_i, known_v, new_i, new_v, 4, slots=5)  # 1 new owed by place 2, 2 by place 4
     assert idx.tolist() == [[1, 9, 2, 8], [5, 6, -1, -1]]
-    assert val[1, 2] == -np.inf
+    idx, _ = merge_quota(known_i, known_v, new_i, new_v, 4, slots=10)  # every place owed: new first
+    assert idx.tolist()[0] == [9, 8, 1, 2]
 
 
 def test_cease_refuses_what_does_not_fit_before_allocating(world):

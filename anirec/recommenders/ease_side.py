@@ -31,8 +31,10 @@ NDCG@10 over both sets is (0.75, -0.1), new anime a little below the known ones'
 anime without ratings can never be a target (nobody in the data could rate an anime that
 premiered after the ratings), so each one let into a list costs holdout hits, while on mixed
 the cold ones among them gain about as much. ``new_slots`` > 0 adds a quota (Steck,
-"Calibrated Recommendations", RecSys 2018): the best ``new_slots`` new anime always take
-places in the list, ordered with the rest by score; 0 leaves the list to the scores.
+"Calibrated Recommendations", RecSys 2018): of every 10 places at least ``new_slots`` go to
+the best new anime (the first m places hold ``new_slots * m // 10``), the rest by score; 0
+leaves the list to the scores. The quota is built from the top down, so a longer list starts
+with the shorter one: what `evaluate` scores at 10 of its 20 is what `recommend -k 10` serves.
 
 **Memory and speed.** G is float64 (a popular anime's count dwarfs lambda) and inverted in
 place by a Cholesky factorisation (LAPACK potrf + potri: half the flops of a general inverse,
@@ -58,6 +60,8 @@ from .text import TextParams, TextRecommender
 
 # float64 G inverted in place + float32 B
 BYTES_PER_PAIR = 8 + 4
+# new_slots counts places per this many: 2 = at least 1 new anime in the first 5, 2 in the first 10
+QUOTA_PER = 10
 
 
 @dataclass
@@ -84,7 +88,7 @@ class CEASEParams(Params):
     prior: float = 0.0  # weight of a score-0 pseudo-neighbour: weak text matches stay near 0
     new_weight: float = 0.75  # calibration of new-anime scores onto the known scale: weight x score + shift
     new_shift: float = -0.1
-    new_slots: int = 0  # places in every list kept for the best new anime (0: scores decide)
+    new_slots: int = 0  # of every 10 places, this many kept for the best new anime (0: scores decide)
     max_memory_gb: float = 0.0  # refuse above this (0 = half the machine's memory)
     seed: Seed = 0  # TruncatedSVD of the TF-IDF features (the run's seed)
 
@@ -94,6 +98,8 @@ class CEASEParams(Params):
         for name in ("alpha", "prior", "new_weight", "new_slots"):
             if getattr(self, name) < 0:
                 raise AnirecError(f"{where}: {name} must be 0 or more.")
+        if self.new_slots > QUOTA_PER:
+            raise AnirecError(f"{where}: new_slots counts places per {QUOTA_PER}: at most {QUOTA_PER}.")
         if not 0.0 <= self.map_share <= 1.0 or not 0.0 <= self.map_tfidf_weight <= 1.0:
             raise AnirecError(f"{where}: map_share and map_tfidf_weight must be between 0 and 1.")
         if self.n_neighbors < 1 or self.power <= 0:
@@ -264,9 +270,9 @@ class CEASERecommender(Recommender):
         return self.text.query_scores(text, candidates)  # the map's text (TF-IDF by default)
 
     def recommend(self, user_items, k=10, exclude=None, candidates=None, batch_size=USER_BATCH):
-        """The scores' top k, or with ``new_slots`` the best new anime guaranteed their places."""
-        slots = min(self.params.new_slots, k)
-        if slots <= 0 or not self.n_items or k < 1:
+        """The scores' top k, or with ``new_slots`` that many new anime in every 10 places (see
+        :func:`merge_quota`)."""
+        if self.params.new_slots <= 0 or not self.n_items or k < 1:
             return super().recommend(user_items, k, exclude, candidates, batch_size)
         k = min(k, self.n_items)  # as the base does
         cand = self._candidates(candidates)
@@ -274,8 +280,8 @@ class CEASERecommender(Recommender):
         if new.all() or not new.any():  # one kind of candidate only: nothing to keep places for
             return super().recommend(user_items, k, exclude, cand, batch_size)
         known_idx, known_val = super().recommend(user_items, k, exclude, cand[~new], batch_size)
-        new_idx, new_val = super().recommend(user_items, slots, exclude, cand[new], batch_size)
-        return merge_quota(known_idx, known_val, new_idx, new_val, k)
+        new_idx, new_val = super().recommend(user_items, k, exclude, cand[new], batch_size)
+        return merge_quota(known_idx, known_val, new_idx, new_val, k, self.params.new_slots)
 
     def describe(self):
         return {**super().describe(), "embedding": (getattr(self, "features_info", None) or {}).get("embedding"),
@@ -309,15 +315,32 @@ class CEASERecommender(Recommender):
         return self
 
 
-def merge_quota(known_idx, known_val, new_idx, new_val, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: every valid new pick, the best known picks for the remaining places, the
-    whole list ordered by score (ties -> lower item row); -1 / -inf padding."""
-    n_new = (new_idx >= 0).sum(axis=1)
-    keep_known = np.arange(known_idx.shape[1])[None, :] < (k - n_new)[:, None]
-    idx = np.hstack([np.where(keep_known, known_idx, -1), new_idx])
-    val = np.hstack([np.where(keep_known & (known_idx >= 0), known_val, -np.inf), np.where(new_idx >= 0, new_val, -np.inf)])
-    # top_k breaks ties by column; make the column order the item order first
-    order = np.argsort(np.where(idx >= 0, idx, np.iinfo(np.int64).max), axis=1, kind="stable")
-    idx, val = np.take_along_axis(idx, order, 1), np.take_along_axis(val, order, 1)
-    top, top_val = top_k(np.ascontiguousarray(val, np.float32), k)
-    return np.where(top >= 0, np.take_along_axis(idx, np.maximum(top, 0), 1), -1), top_val
+def merge_quota(known_idx, known_val, new_idx, new_val, k: int, slots: int, per: int = QUOTA_PER) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, place by place: the better of the next known and the next new pick by score
+    (ties -> lower item row), except that the first m places hold at least ``slots * m // per``
+    new anime while there are new picks left. Built from the top down, so the first m places
+    of a longer list are the list of m (an evaluation's k = 20 list scored at 10 is the list
+    `recommend -k 10` serves). Both inputs best first, -1 / -inf padded; at least k columns of
+    known picks and min(k, new candidates) of new ones."""
+    rows = np.arange(known_idx.shape[0])
+    idx = np.full((len(rows), k), -1, np.int64)
+    val = np.full((len(rows), k), -np.inf, np.float32)
+    ki, ni = np.zeros(len(rows), np.int64), np.zeros(len(rows), np.int64)
+
+    def head(ids, vals, at):
+        ok = at < ids.shape[1]
+        pos = np.minimum(at, ids.shape[1] - 1)
+        item = np.where(ok, ids[rows, pos], -1)
+        return item, np.where(item >= 0, vals[rows, pos], -np.inf)
+
+    for place in range(k):
+        k_item, k_val = head(known_idx, known_val, ki)
+        n_item, n_val = head(new_idx, new_val, ni)
+        better = (n_val > k_val) | ((n_val == k_val) & (n_item >= 0) & ((k_item < 0) | (n_item < k_item)))
+        owed = (ni < slots * (place + 1) // per) & (n_item >= 0)
+        take_new = (n_item >= 0) & (better | owed)
+        idx[:, place] = np.where(take_new, n_item, k_item)
+        val[:, place] = np.where(take_new, n_val, k_val)
+        ni += take_new
+        ki += ~take_new & (k_item >= 0)
+    return idx, val
