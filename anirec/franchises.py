@@ -30,6 +30,7 @@ from .anime_fields import MISSING, premiere_season, premiere_year
 
 MIN_PREFIX_STEM = 6  # characters a one-word stem needs before it links titles that merely start with it
 _CUT_AT = (":", "(", "[", " - ", " ~ ")  # a subtitle or a note starts here
+_STEM_STRIP = " :-~.,'!?"  # punctuation a stem and a title prefix both lose at their ends
 _MARKER_WORDS = frozenset({
     "season", "movie", "movies", "gekijouban", "part", "cour", "final", "ova", "ovas", "ona", "onas",
     "special", "specials", "recap", "recaps",
@@ -65,7 +66,9 @@ def title_stem(title: str, folded: bool = False) -> str:
         words = words[:-1]
     if len(words) > 1 and words[-1] == "the":  # "X the Movie"
         words = words[:-1]
-    stem = " ".join(words).strip(" :-~.,")
+    # the same characters a title prefix loses before it is looked up (franchise_keys): "Haikyuu!!"
+    # must stem to what "Haikyuu!! To the Top" starts with
+    stem = " ".join(words).strip(_STEM_STRIP)
     return stem if len(stem) >= 3 else folded  # "Re:Zero" must not stem to "re", nor "K: Return of Kings" to "k"
 
 
@@ -124,7 +127,7 @@ def franchise_keys(catalog: pd.DataFrame) -> np.ndarray:
     for row, ts in enumerate(titles):
         for t in ts:
             for end in _prefix_ends(t):
-                prefix = t[:end].rstrip(" :-~.,'!?")
+                prefix = t[:end].rstrip(_STEM_STRIP)
                 other = owner.get(prefix)
                 if other is not None and other != row and _linkable(prefix):
                     uf.union(row, other)

@@ -130,7 +130,8 @@ def test_fields_parse_text_columns_defensively():
 @pytest.mark.parametrize("title, stem", [
     ("Shingeki no Kyojin Season 3 Part 2", "shingeki no kyojin"),
     ("Shingeki no Kyojin: The Final Season", "shingeki no kyojin"),
-    ("Haikyuu!! Second Season", "haikyuu!!"),
+    ("Haikyuu!! Second Season", "haikyuu"),  # end punctuation goes, as from a title prefix
+    ("Gintama'", "gintama"),
     ("Kuroko no Basket 2nd Season", "kuroko no basket"),
     ("Sword Art Online II", "sword art online"),
     ("Zoku Natsume Yuujinchou", "natsume yuujinchou"),
@@ -148,6 +149,8 @@ def test_franchises_on_the_shared_catalog(catalog):
     assert same("Natsume Yuujinchou", "Natsume Yuujinchou Roku")  # a title that starts with the stem
     assert same("Gintama", "Gintama'")
     assert same("Haikyuu!!", "Haikyuu!! Second Season")
+    # a title that starts with a stem ending in punctuation (the stem kept "!!", the prefix did not)
+    assert same("Haikyuu!!", "Haikyuu!! To the Top") and same("K-On!", "K-On!!")
     assert not same("Re:Zero kara Hajimeru Isekai Seikatsu", "Re:Creators")
     assert not same("Steins;Gate", "Shingeki no Kyojin")
     natsume = fr.rows_of([row_of(catalog, "Natsume Yuujinchou")])
