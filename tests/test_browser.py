@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from anirec.recommenders import DEFAULT_METHOD
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None)
 
@@ -47,8 +49,9 @@ def server(mal_catalog, mal_dir, tmp_path_factory):
     _need_browser()
     from anirec.fitting import fit_to_folder, method_spec
 
-    folder = tmp_path_factory.mktemp("page") / "hybrid"
-    fit_to_folder(method_spec("hybrid"), str(mal_dir), mal_catalog[1], folder, progress=False)
+    # what `anirec fit` makes without --method: the page serves the product default
+    folder = tmp_path_factory.mktemp("page") / DEFAULT_METHOD
+    fit_to_folder(method_spec(DEFAULT_METHOD), str(mal_dir), mal_catalog[1], folder, progress=False)
     port = _free_port()
     log = tmp_path_factory.mktemp("page-log") / "serve.log"
     with open(log, "wb") as out:
@@ -116,7 +119,7 @@ def test_pick_two_titles_and_get_ten_explained_results(server, browser, tmp_path
 
     wait = WebDriverWait(browser, 20)
     browser.get(server + "/")
-    wait.until(lambda d: "hybrid" in d.find_element(By.ID, "about").text)  # /options and /health answered
+    wait.until(lambda d: DEFAULT_METHOD in d.find_element(By.ID, "about").text)  # /options and /health answered
     _pick(browser, wait, "steins", "Steins;Gate")
     _pick(browser, wait, "haikyu", "Haikyuu!!")
     browser.find_element(By.ID, "recommend").click()
@@ -140,7 +143,7 @@ def test_page_shows_an_error_line_for_a_bad_request(server, browser):
 
     wait = WebDriverWait(browser, 20)
     browser.get(server + "/")
-    wait.until(lambda d: "hybrid" in d.find_element(By.ID, "about").text)
+    wait.until(lambda d: DEFAULT_METHOD in d.find_element(By.ID, "about").text)
     browser.find_element(By.ID, "recommend").click()  # nothing picked
     wait.until(lambda d: d.find_element(By.ID, "error").is_displayed())
     assert "Pick at least one anime" in browser.find_element(By.ID, "error").text
