@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .anime_fields import MISSING, premiere_season, premiere_year
+from .titles import fold
 
 MIN_PREFIX_STEM = 6  # characters a one-word stem needs before it links titles that merely start with it
 _CUT_AT = (":", "(", "[", " - ", " ~ ")  # a subtitle or a note starts here
@@ -39,10 +40,6 @@ _LEADING_WORDS = frozenset({"zoku", "gekijouban"})
 _ORDINAL = re.compile(r"^\d+(?:st|nd|rd|th)$")
 _NUMERAL = re.compile(r"^(?:\d+|[ivx]+)$")
 _SEASON_ORDER = {"Winter": 0, "Spring": 1, "Summer": 2, "Fall": 3}
-
-
-def fold(title: str) -> str:
-    return " ".join(str(title).casefold().split())
 
 
 def title_stem(title: str, folded: bool = False) -> str:

@@ -26,6 +26,7 @@ from .filters import Filters
 from .fitted import FittedRecommender
 from .mal_list import MAX_LIST_BYTES
 from .serving import Query, Served, answer, likes_query, payload
+from .titles import fold
 
 MAX_K, MAX_LIKES, MAX_RATINGS, MAX_QUERY_CHARS = 100, 500, 500, 500
 LIMITS = {"k": MAX_K, "likes": MAX_LIKES, "ratings": MAX_RATINGS, "mal_list_bytes": MAX_LIST_BYTES,
@@ -128,10 +129,9 @@ class Service:
 
     def _search_texts(self) -> list["_TitleText"]:
         if self._folded is None:
-            names = self.catalog["Name"].astype(str).str.casefold().tolist()
-            english = self.catalog["English name"].astype(str).str.casefold().tolist()
-            self._folded = [_TitleText([" ".join(a.split()) for a in names]),
-                            _TitleText([" ".join(b.split()) if b != "unknown" else "" for b in english])]
+            names = [fold(a) for a in self.catalog["Name"].astype(str)]
+            english = [fold(b) if b.casefold() != "unknown" else "" for b in self.catalog["English name"].astype(str)]
+            self._folded = [_TitleText(names), _TitleText(english)]
         return self._folded
 
     def search(self, q: str, limit: int = 10) -> list[dict]:
@@ -139,7 +139,7 @@ class Service:
         first); only when none does, the closest fuzzy matches (a typo), which cost ~10x more."""
         if not 1 <= limit <= MAX_SEARCH:
             raise AnirecError(f"limit = {limit}: ask for 1 to {MAX_SEARCH}.")
-        key = " ".join(q.casefold().split())
+        key = fold(q)
         if not key:
             raise AnirecError("q: empty; type part of a title.")
         if len(key) > MAX_QUERY_CHARS:

@@ -23,7 +23,9 @@ from .errors import AnirecError
 FUZZY_MIN = 86  # rapidfuzz ratio (0-100) of the whole texts a fuzzy title match must reach
 UNKNOWN = {"", "unknown", "nan", "none"}
 
-def _fold(title: str) -> str:
+def fold(title: str) -> str:
+    """A title as it is compared everywhere (titles, search, franchises): casefolded, runs of
+    whitespace one space."""
     return " ".join(str(title).casefold().split())
 
 
@@ -55,7 +57,7 @@ class TitleIndex:
                 if title.strip().casefold() in UNKNOWN:
                     continue
                 self.exact.setdefault(title, int(row))
-                key = _fold(title)
+                key = fold(title)
                 if key not in self.folded:
                     self.folded[key] = (int(row), title)
                     self.choices.append(key)
@@ -67,7 +69,7 @@ class TitleIndex:
         from rapidfuzz import fuzz, process
 
         out, seen = [], set()
-        for _, score, i in process.extract(_fold(query), self.choices, scorer=fuzz.WRatio, processor=None, limit=4 * n):
+        for _, score, i in process.extract(fold(query), self.choices, scorer=fuzz.WRatio, processor=None, limit=4 * n):
             row = self.choice_rows[i]
             if row not in seen:
                 seen.add(row)
@@ -79,7 +81,7 @@ class TitleIndex:
     def match(self, query: str) -> TitleMatch:
         if query in self.exact:
             return TitleMatch(query, self.exact[query], query, "exact")
-        key = _fold(query)
+        key = fold(query)
         if key in self.folded:
             row, title = self.folded[key]
             return TitleMatch(query, row, title, "case")
