@@ -474,3 +474,56 @@ def test_rows_any_fine_tuned_model_learnt_from_are_protected(eval_inputs, tmp_pa
     rel = task.relevant.tocoo()
     ids = data.catalog["MAL_ID"].to_numpy()
     assert not set(zip(task.users[rel.row], ids[rel.col])) & keys
+
+
+# --------------------------------------------------------------------------- released candidates
+
+
+def test_released_items_by_hand():
+    catalog = pd.DataFrame({"Premiered": ["Spring 2015", "Fall 2016", "Winter 2017", "Unknown", "Unknown", "Unknown"],
+                            "Aired": ["", "", "", "", "Mar 3, 2018", "Sep 1, 2016"]})
+    rows, info = ev.released_items(catalog, np.array([0, 1, 1]))
+    # Fall 2016 is the latest rated premiere: Winter 2017 and the film of March 2018 came later;
+    # an anime with no date at all stays, and one aired in Sep 2016 (Summer) premiered before it
+    assert rows.tolist() == [0, 1, 3, 5]
+    assert info == {"as_of": "Fall 2016", "released": 4, "later": 2}
+    rows, info = ev.released_items(catalog, np.array([3]))  # no dated rated anime: nothing to go by
+    assert rows.tolist() == list(range(6)) and info["as_of"] is None
+
+
+def test_anime_premiered_after_the_ratings_are_no_candidates(eval_inputs, mal_catalog, tmp_path):
+    """Unrated anime that premiered after the ratings' latest season never reach a holdout or
+    mixed list (with candidates = 'all' cEASE's quota does put them there)."""
+    from anirec.evaluation.runner import load_inputs
+
+    d = eval_inputs
+    full, _ = mal_catalog
+    small = pd.read_parquet(d / "catalog.parquet")
+    later = full[~full["MAL_ID"].isin(small["MAL_ID"])].head(40).assign(Premiered="Spring 2031")
+    catalog = pd.concat([small, later], ignore_index=True)
+    catalog.to_parquet(tmp_path / "catalog.parquet", index=False)
+    later_rows = np.arange(len(small), len(catalog))
+    for candidates, expect_later in (("released", False), ("all", True)):
+        cfg = ev.EvalConfig(catalog=str(tmp_path / "catalog.parquet"), ratings=str(d / "ratings.parquet"),
+                            protocols=["holdout", "mixed"], candidates=candidates, baselines=["popular"]).check()
+        data = load_inputs(cfg, cfg.protocols)
+        released = None
+        if candidates == "released":
+            released, info = ev.released_items(data.catalog, data.opinions["item"].to_numpy())
+            assert info["later"] == len(later)
+        tasks, _ = ev.build_tasks(cfg, cfg.protocols, data.catalog["MAL_ID"].to_numpy(), None, data.opinions, {}, released)
+        for task in tasks:
+            rec = make("cease", {"new_slots": 2}).fit(task.fit, data.catalog)
+            recs, _ = rec.recommend(task.promoted, k=10, exclude=task.seen, candidates=task.candidates)
+            assert np.isin(recs, later_rows).any() == expect_later, (candidates, task.protocol)
+    outcome = ev.run_evaluation(ev.EvalConfig(catalog=str(tmp_path / "catalog.parquet"), ratings=str(d / "ratings.parquet"),
+                                              protocols=["holdout"], baselines=["popular"], bootstrap=0,
+                                              out=str(tmp_path / "out")), echo=lambda *a: None)
+    assert outcome.meta["data"]["candidates"]["later"] == len(later)
+    assert outcome.meta["protocols"]["holdout"]["users"] > 0
+
+
+def test_candidates_must_be_released_or_all(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('catalog = "x.parquet"\ncandidates = "future"\n')
+    assert "candidates 'future'" in expect_user_error(capsys, "evaluate", "--config", str(cfg))

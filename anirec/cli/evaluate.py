@@ -38,6 +38,7 @@ def evaluate(
     bootstrap: Optional[int] = typer.Option(None, "--bootstrap", help="Bootstrap resamples for the confidence intervals (0: off) (default: 1000)."),
     pairs: Optional[List[str]] = typer.Option(None, "--pairs", help="Pairs file(s) the fine-tuned models were trained on: checked to hold no cold-start anime."),
     cold_anime: Optional[Path] = typer.Option(None, "--cold-anime", help="Use this cold-start anime list (from `anirec cold-anime`) instead of drawing one."),
+    candidates: Optional[str] = typer.Option(None, "--candidates", help=plain("What the holdout and mixed protocols may recommend: 'released' (default: the anime premiered by the latest season the ratings rate; later ones cannot be targets) or 'all'.")),
     backend: Optional[str] = backend_option(None, " For models without their own `backend` in the config."),
     compare_to: Optional[List[str]] = typer.Option(None, "--compare-to", help="Also report every method's NDCG@k minus this method's, paired over the same users, with a CI that says better/worse/no difference (repeatable; a method name of this run, e.g. tfidf)."),
 ) -> None:
@@ -50,6 +51,7 @@ def evaluate(
         "out": str(out) if out is not None else None,
         "cache_dir": str(cache_dir) if cache_dir is not None else None,
         "cold_anime": str(cold_anime) if cold_anime is not None else None,
+        "candidates": candidates,
         "pairs": list(pairs) if pairs is not None else None,
         "models": [ev.parse_model_arg(m) for m in models] if models is not None else None,
         "baselines": _split_list(baselines, ev.BASELINES) if baselines is not None else None,

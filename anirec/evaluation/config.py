@@ -25,7 +25,7 @@ from ..config import Paths, Seed, Tokens, TomlFile, field_types, from_table, rea
 from ..errors import AnirecError, warn
 from ..recommenders import REGISTRY, method_class
 from ..recommenders.text import TFIDF
-from .protocols import PROTOCOLS
+from .protocols import CANDIDATES, PROTOCOLS
 
 BASELINES = ("random", "popular", "tfidf", "itemknn", "ease")
 # names `baselines` accepts: registry methods with default parameters, "tfidf" for text on TF-IDF
@@ -79,6 +79,7 @@ class EvalConfig:
     min_promoted: int = 2
     cold_fraction: float = 0.15
     cold_anime: str | None = None
+    candidates: str = "released"  # holdout/mixed candidates: anime premiered by the ratings' date, or "all" (protocols.py)
     pairs: Paths = field(default_factory=list)  # pair files the fine-tuned models learnt from (cold-start check)
     bootstrap: int = 1000
     compare_to: Paths = field(default_factory=list)  # methods every other one is compared with, paired per user
@@ -121,6 +122,8 @@ class EvalConfig:
         bad = [p for p in self.protocols if p not in PROTOCOLS]
         if bad:
             raise AnirecError(f"{where}: unknown protocol {bad[0]!r}; choose from {', '.join(PROTOCOLS)}.")
+        if self.candidates not in CANDIDATES:
+            raise AnirecError(f"{where}: candidates {self.candidates!r}: choose from {', '.join(CANDIDATES)}.")
         if self.k < 1 or any(k < 1 for k in self.ks):
             raise AnirecError(f"{where}: k and ks must be positive (got k={self.k}, ks={self.ks}).")
         if self.k not in self.ks:

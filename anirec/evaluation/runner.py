@@ -20,7 +20,7 @@ from ..io import check_writable_output, hash_file, hash_strings
 from ..recommenders import make
 from .config import EvalConfig, MethodSpec, check_models
 from .metrics import ndcg_at_k, paired_difference, score, verdict
-from .protocols import Task, build_tasks, cold_anime_of
+from .protocols import Task, build_tasks, cold_anime_of, released_items
 from .report import check_output_set, write_outputs
 from .validation import validation_config, validation_split, without_outer_cold
 
@@ -169,13 +169,20 @@ def run_evaluation(cfg: EvalConfig, echo=print) -> EvalOutcome:
         raise AnirecError("nothing to evaluate: no protocol left (the reference protocol needs --split).")
     data = load_inputs(cfg, protocols, echo)
     catalog_ids = data.catalog["MAL_ID"].to_numpy(np.int64)
+    released = None
+    if cfg.candidates == "released" and data.opinions is not None:
+        # from every rating, before any is held out or set aside for validation: the data's date
+        released, info = released_items(data.catalog, data.opinions["item"].to_numpy())
+        data.meta["candidates"] = {"rule": "released", **info}
+        echo(f"candidates: the {info['released']:,} anime premiered by {info['as_of']} (the latest premiere rated); "
+             f"{info['later']:,} later ones left out")
     task_cfg = cfg
     if cfg.validation:
         data, task_cfg, outer_cold = validation_inputs(cfg, data, catalog_ids)
         protocols = task_cfg.protocols
         echo(f"validation split: {data.meta['validation']['rows']:,} of {data.meta['validation']['of_rows']:,} ratings "
              "(every scored or held-out rating and every rating of a cold anime removed)")
-    tasks, cold_ids = build_tasks(task_cfg, protocols, catalog_ids, data.split, data.opinions, data.meta)
+    tasks, cold_ids = build_tasks(task_cfg, protocols, catalog_ids, data.split, data.opinions, data.meta, released)
     if cfg.validation:
         without_outer_cold(tasks, outer_cold)
     timings = {"load": time.perf_counter() - t_start}
