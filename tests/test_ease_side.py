@@ -58,7 +58,8 @@ def test_closed_form_by_hand_including_an_anime_nobody_rated():
 
 def test_a_new_anime_is_recommendable_and_counts_as_a_like(world):
     fit, catalog = world
-    cease = make("cease", {"alpha": 3.0, "lam": 10.0}).fit(fit, catalog)
+    # new anime on the known ones' scale (no shift, no popularity lift): what liking one does, alone
+    cease = make("cease", {"alpha": 3.0, "lam": 10.0, "new_shift": 0.0, "new_popularity": 0.0}).fit(fit, catalog)
     new = np.arange(35, 40)
     # users of topics 0 and 1 (liked rated anime): their own topic's new anime comes first
     recs, scores = cease.recommend(sp.vstack([liked(0, 5), liked(1, 6)]), 3, candidates=new)
@@ -77,17 +78,18 @@ def test_a_new_anime_is_recommendable_and_counts_as_a_like(world):
 
 def test_new_anime_scores_come_from_the_map_and_the_calibration(world):
     fit, catalog = world
-    base = make("cease", {"alpha": 3.0, "lam": 10.0, "new_weight": 1.0, "new_shift": 0.0}).fit(fit, catalog)
+    base = make("cease", {"alpha": 3.0, "lam": 10.0, "new_weight": 1.0, "new_shift": 0.0, "new_popularity": 0.0}).fit(fit, catalog)
     u = liked(0, 5)
     cand = np.arange(N_ITEMS)
     s = base.scores(u, cand)
     assert np.isclose(np.abs(s[0, :35]).max(), 1.0)  # in units of the user's best known score
-    shifted = make("cease", {"alpha": 3.0, "lam": 10.0, "new_weight": 2.0, "new_shift": 0.3}).fit(fit, catalog)
+    shifted = make("cease", {"alpha": 3.0, "lam": 10.0, "new_weight": 2.0, "new_shift": 0.3,
+                             "new_popularity": 0.0}).fit(fit, catalog)
     s2 = shifted.scores(u, cand)
     np.testing.assert_allclose(s2[0, :35], s[0, :35], atol=1e-6)  # known anime untouched
     np.testing.assert_allclose(s2[0, 35:], 2.0 * s[0, 35:] + 0.3, atol=1e-5)
     own = make("cease", {"alpha": 3.0, "lam": 10.0, "map_model": "none", "new_weight": 1.0,
-                         "new_shift": 0.0}).fit(fit, catalog)
+                         "new_shift": 0.0, "new_popularity": 0.0}).fit(fit, catalog)
     raw = np.asarray(u @ own.weights)[0]
     np.testing.assert_allclose(own.scores(u, cand)[0], raw / np.abs(raw[:35]).max(), atol=1e-5)
 
@@ -95,8 +97,10 @@ def test_new_anime_scores_come_from_the_map_and_the_calibration(world):
 def test_new_slots_keep_places_for_the_best_new_anime(world):
     fit, catalog = world
     users = sp.vstack([liked(0, 5), liked(1, 6), liked(2)])
-    quota = make("cease", {"alpha": 3.0, "lam": 10.0, "new_slots": 2}).fit(fit, catalog)
-    plain = make("cease", {"alpha": 3.0, "lam": 10.0}).fit(fit, catalog)
+    # new anime a little below the known ones' scale, so that the scores alone keep few of them
+    calibration = {"alpha": 3.0, "lam": 10.0, "new_weight": 0.75, "new_shift": -0.1, "new_popularity": 0.0}
+    quota = make("cease", {**calibration, "new_slots": 2}).fit(fit, catalog)
+    plain = make("cease", calibration).fit(fit, catalog)
     recs, scores = quota.recommend(users, 10)
     new = recs >= 35
     assert (new.sum(axis=1) >= 2).all() and (new[:, :5].sum(axis=1) >= 1).all()  # 2 in 10, 1 in the first 5
@@ -204,7 +208,8 @@ def test_a_missing_map_model_is_found_before_any_work(tmp_path, capsys):
 
 def test_contributions_are_the_additive_parts_of_the_raw_score(world):
     fit, catalog = world
-    cease = make("cease", {"alpha": 3.0, "lam": 10.0, "new_weight": 1.0, "new_shift": 0.0}).fit(fit, catalog)
+    cease = make("cease", {"alpha": 3.0, "lam": 10.0, "new_weight": 1.0, "new_shift": 0.0,
+                           "new_popularity": 0.0}).fit(fit, catalog)
     liked_rows, items = np.array([0, 7, 37]), np.array([5, 10, 35, 36, 39])
     contrib = cease.contributions(liked_rows, items)
     assert contrib.shape == (3, 5)
@@ -238,3 +243,29 @@ def test_cease_reads_a_free_text_query_and_its_folder_checks_its_arrays(world):
     plain = make("cease", {"alpha": 3.0, "lam": 10.0, "map_model": "none"}).fit(fit, catalog)
     with pytest.raises(AnirecError, match="free-text"):
         plain.query_scores("detective", np.arange(N_ITEMS))
+
+
+def test_expected_popularity_by_hand():
+    from anirec.recommenders.ease_side import expected_popularity
+
+    features = np.array([[1.0], [2.0], [3.0], [4.0]])
+    support = np.expm1([1.0, 2.0, 3.0, 0.0])  # log(1 + promoters) = 1, 2, 3; row 3 nobody rated
+    got = expected_popularity(features, support, ridge=1.0)
+    # centred f = -1, 0, 1 and y = -1, 0, 1: slope 2 / (2 + 1); in SDs of y (sqrt(2/3)) around its mean
+    slope, sd = 2 / 3, np.sqrt(2 / 3)
+    np.testing.assert_allclose(got, [-slope / sd, 0.0, slope / sd, 2 * slope / sd], rtol=1e-6)
+    assert (expected_popularity(features, np.zeros(4)) == 0).all()  # nothing rated: nothing to say
+
+
+def test_new_popularity_lifts_new_anime_by_their_expected_popularity(world):
+    fit, catalog = world
+    plain = make("cease", {"new_popularity": 0.0}).fit(fit, catalog)
+    lifted = make("cease", {"new_popularity": 0.5}).fit(fit, catalog)
+    assert (plain.popularity == 0).all() and lifted.popularity[35:].any()
+    u, cand = liked(0, 5), np.arange(N_ITEMS)
+    diff = lifted.scores(u, cand) - plain.scores(u, cand)
+    np.testing.assert_allclose(diff[0, :35], 0.0, atol=1e-6)  # known anime: EASE's own scores
+    np.testing.assert_allclose(diff[0, 35:], 0.5 * lifted.popularity[35:], atol=1e-5)
+    # the fitted folder keeps it: restored, the same scores
+    again = make("cease", {"new_popularity": 0.5}).restore(lifted.state(), catalog)
+    np.testing.assert_allclose(again.scores(u, cand), lifted.scores(u, cand), atol=1e-6)
