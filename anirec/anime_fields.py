@@ -81,6 +81,15 @@ def premiere_season(catalog: pd.DataFrame) -> np.ndarray:
     return np.array(out, object)
 
 
+def premiere_order(catalog: pd.DataFrame, unknown_season: float = 0.0) -> np.ndarray:
+    """Each anime's premiere as one sortable number: year x 4 + season (Winter 0 .. Fall 3); a
+    year whose season is unknown counts ``unknown_season`` into it (0: as its Winter, 3.5: after
+    its Fall); NaN where there is no year."""
+    season = np.array([SEASONS.index(s) if s in SEASONS else unknown_season for s in premiere_season(catalog)],
+                      np.float64)
+    return premiere_year(catalog) * 4 + season
+
+
 def adult(catalog: pd.DataFrame, genres: list[frozenset] | None = None) -> np.ndarray:
     genres = genre_sets(catalog) if genres is None else genres
     return np.array([r.startswith(ADULT_RATINGS) or bool(g & ADULT_GENRES)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .anime_fields import MISSING, premiere_season, premiere_year
+from .anime_fields import MISSING, premiere_order
 from .titles import fold
 
 MIN_PREFIX_STEM = 6  # characters a one-word stem needs before it links titles that merely start with it
@@ -39,8 +39,6 @@ _MARKER_WORDS = frozenset({
 _LEADING_WORDS = frozenset({"zoku", "gekijouban"})
 _ORDINAL = re.compile(r"^\d+(?:st|nd|rd|th)$")
 _NUMERAL = re.compile(r"^(?:\d+|[ivx]+)$")
-_SEASON_ORDER = {"Winter": 0, "Spring": 1, "Summer": 2, "Fall": 3}
-
 
 def title_stem(title: str, folded: bool = False) -> str:
     """The base title a sequel or spin-off shares: 'Shingeki no Kyojin Season 3' -> 'shingeki no kyojin'.
@@ -142,9 +140,8 @@ class Franchises:
     @classmethod
     def of(cls, catalog: pd.DataFrame) -> "Franchises":
         key = franchise_keys(catalog)
-        year = premiere_year(catalog)
-        season = np.array([_SEASON_ORDER.get(s, 4) for s in premiere_season(catalog)], np.float64)
-        when = np.where(np.isnan(year), np.inf, year * 10 + season)
+        when = premiere_order(catalog, unknown_season=3.5)  # an unknown season after the year's Fall
+        when = np.where(np.isnan(when), np.inf, when)
         order = np.lexsort((np.arange(len(key)), when, key))  # by franchise, then premiere, then row
         first = np.zeros(len(key), bool)
         first[order[np.r_[True, key[order][1:] != key[order][:-1]]]] = True

@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..anime_fields import SEASONS, premiere_season, premiere_year
+from ..anime_fields import SEASONS, premiere_order
 from ..data import read_anime_ids
 from ..errors import AnirecError, warn
 from ..interactions import fit_matrix, rows_of_ids, user_rows_matrix
@@ -60,18 +60,11 @@ CANDIDATES = ("released", "all")
 # --------------------------------------------------------------------------- released anime
 
 
-def premiere_order(catalog: pd.DataFrame) -> np.ndarray:
-    """Each anime's premiere as one sortable number (year x 4 + season: Winter 0 .. Fall 3; a
-    year without a season counts as its Winter); NaN where the catalog gives no year."""
-    season = np.array([SEASONS.index(s) if s in SEASONS else 0 for s in premiere_season(catalog)], np.float64)
-    return premiere_year(catalog) * 4 + season
-
-
 def released_items(catalog: pd.DataFrame, rated_items: np.ndarray) -> tuple[np.ndarray, dict]:
     """The catalog rows that had premiered by the ratings' date - the latest premiere season of
     any rated anime (``rated_items``: catalog rows) - and what meta.json says of it. Rows with
     no known premiere are kept; with no dated rated anime at all, every row is."""
-    order = premiere_order(catalog)
+    order = premiere_order(catalog)  # a year without a season counts as its Winter: kept within it
     rated = order[np.unique(np.asarray(rated_items, np.int64))]
     rated = rated[~np.isnan(rated)]
     if not len(rated):
