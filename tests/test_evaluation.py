@@ -527,3 +527,15 @@ def test_candidates_must_be_released_or_all(tmp_path, capsys):
     cfg = tmp_path / "c.toml"
     cfg.write_text('catalog = "x.parquet"\ncandidates = "future"\n')
     assert "candidates 'future'" in expect_user_error(capsys, "evaluate", "--config", str(cfg))
+
+
+def test_undated_catalog_keeps_every_anime_and_says_so(eval_inputs, tmp_path):
+    d = eval_inputs
+    catalog = pd.read_parquet(d / "catalog.parquet").assign(Premiered="Unknown", Aired="Unknown")
+    catalog.to_parquet(tmp_path / "catalog.parquet", index=False)
+    said = []
+    outcome = ev.run_evaluation(ev.EvalConfig(catalog=str(tmp_path / "catalog.parquet"), ratings=str(d / "ratings.parquet"),
+                                              protocols=["holdout"], baselines=["popular"], bootstrap=0,
+                                              out=str(tmp_path / "out")), echo=said.append)
+    assert outcome.meta["data"]["candidates"] == {"rule": "released", "as_of": None, "released": len(catalog), "later": 0}
+    assert "candidates: every anime (no rated anime has a premiere date to go by)" in said

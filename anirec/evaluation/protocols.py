@@ -17,7 +17,7 @@ and what counts as a hit (``relevant``). Each builds a :class:`Task`; methods ne
     promoted cold anime, and **only cold anime may be recommended**. CF cannot recommend
     them at all: this is where text must win.
 ``mixed``      a new season beside the back catalogue: the same cold anime have no ratings
-    in the fitting data, but **every anime is a candidate**; the holdout's held-out warm
+    in the fitting data, but **every (released) anime is a candidate**; the holdout's held-out warm
     promoters and every promoted cold anime are the targets. It shows whether a method
     mixes new and known anime well (``new_share@k``: how much of a list is new anime).
 
@@ -264,7 +264,8 @@ def coldstart_task(opinions: pd.DataFrame, n_items: int, cold_items: np.ndarray,
 def mixed_task(opinions: pd.DataFrame, n_items: int, cold_items: np.ndarray, ks=(5, 10, 20), fraction: float = 0.2,
                min_promoted: int = 2, seed: int = 42, candidates: np.ndarray | None = None) -> Task:
     """New and known anime together (see the module docstring): the cold anime have no fitting
-    ratings, every anime is a candidate, targets = held-out warm promoters + promoted cold anime."""
+    ratings, every anime in ``candidates`` (None: every anime) may be recommended, targets =
+    held-out warm promoters + promoted cold anime."""
     cold_items = np.unique(np.asarray(cold_items, np.int64))
     ops, protected = _sorted_opinions(opinions)
     is_cold = np.isin(ops["item"].to_numpy(), cold_items)

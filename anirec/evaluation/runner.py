@@ -175,7 +175,8 @@ def run_evaluation(cfg: EvalConfig, echo=print) -> EvalOutcome:
         released, info = released_items(data.catalog, data.opinions["item"].to_numpy())
         data.meta["candidates"] = {"rule": "released", **info}
         echo(f"candidates: the {info['released']:,} anime premiered by {info['as_of']} (the latest premiere rated); "
-             f"{info['later']:,} later ones left out")
+             f"{info['later']:,} later ones left out" if info["as_of"] else
+             "candidates: every anime (no rated anime has a premiere date to go by)")
     task_cfg = cfg
     if cfg.validation:
         data, task_cfg, outer_cold = validation_inputs(cfg, data, catalog_ids)
